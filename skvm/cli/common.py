@@ -1,0 +1,171 @@
+"""Plumbing shared by the command-line drivers (the only code that knows argv).
+
+Drivers are classes taking ``args`` and streams so every path, including the
+error paths, is tested in process; ``main()`` is a one-liner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Sequence
+
+from skvm.diagnostics import Diagnostic, DiagnosticEngine, Location, Severity, SkvmError, SourceManager
+
+#: Refuse inputs larger than this (bytes) before reading them.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+class UsageError(Exception):
+    """Bad command-line usage (argparse errors are turned into this)."""
+
+
+class DriverArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting, so drivers stay testable."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message)
+
+    def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
+        if message:
+            raise UsageError(message.strip())
+        raise _ExitRequest(status)
+
+
+class _ExitRequest(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def read_text_input(path: str, stdin: IO[str] | None = None, display: str | None = None) -> tuple[str, str]:
+    """Read a text input file (or ``-``); return (display name, text).
+
+    Raises SkvmError for a missing, unreadable, oversized, binary or
+    non-UTF-8 file, pointing at the first bad byte where there is one.
+    """
+    if path == "-":
+        stream = stdin if stdin is not None else sys.stdin
+        return display or "<stdin>", stream.read()
+    name = display or path
+    where = Location(name, 1, 1)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise SkvmError(Diagnostic(Severity.ERROR, f"no such file: {path}")) from None
+    except OSError as exc:
+        raise SkvmError(Diagnostic(Severity.ERROR, f"cannot read {path}: {exc.strerror}")) from None
+    if os.path.isdir(path):
+        raise SkvmError(Diagnostic(Severity.ERROR, f"{path} is a directory"))
+    if size > MAX_INPUT_BYTES:
+        raise SkvmError.at(where, f"input is too large ({size} bytes; the limit is {MAX_INPUT_BYTES})")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SkvmError(Diagnostic(Severity.ERROR, f"cannot read {path}: {exc.strerror}")) from None
+    return name, decode_text(data, name)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Decode UTF-8 text, rejecting binary data with a located error."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        raise SkvmError.at(Location(name, line, col), "input is a binary file (NUL byte)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SkvmError.at(Location(name, line, col), "input is not valid UTF-8") from None
+    return text.removeprefix("\ufeff")
+
+
+def write_output(path: str | None, text: str, stdout: IO[str]) -> None:
+    """Write the artifact to ``path`` atomically (or to stdout when None or ``-``).
+
+    The file is written to a temporary sibling and renamed, so a failure never
+    leaves partial text in place of what the user had.
+    """
+    if path is None or path == "-":
+        stdout.write(text)
+        return
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def make_engine(stderr: IO[str], remark_filter: str | None = None, werror: bool = False) -> DiagnosticEngine:
+    """A diagnostics engine printing to ``stderr``."""
+    return DiagnosticEngine(SourceManager(), stderr, remark_filter, werror)
+
+
+def report_error(engine: DiagnosticEngine, error: SkvmError) -> None:
+    """Print every diagnostic an error carries."""
+    engine.extend(error.diagnostics)
+
+
+def run_guarded(driver_main, stderr: IO[str], tool: str) -> int:
+    """Run a driver body; turn usage errors into exit code 1 with a message."""
+    try:
+        return driver_main()
+    except UsageError as exc:
+        stderr.write(f"{tool}: error: {exc}\n")
+        return 1
+    except _ExitRequest as exc:
+        return exc.status
+    except KeyboardInterrupt:
+        stderr.write(f"{tool}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def is_skill_input(path: str) -> bool:
+    """Whether ``path`` names a skill folder or a SKILL.md (to import first)."""
+    if path == "-":
+        return False
+    p = Path(path)
+    if p.is_dir():
+        return True
+    return p.name.lower() == "skill.md" or p.suffix.lower() == ".md"
+
+
+def split_chunks(text: str) -> list[tuple[str, int]]:
+    """Split ``--split-input-file`` input on ``// -----`` lines; keep line offsets."""
+    chunks: list[tuple[str, int]] = []
+    current: list[str] = []
+    start = 0
+    for number, line in enumerate(text.split("\n")):
+        if line.strip().startswith("// -----"):
+            chunks.append(("\n".join(current), start))
+            current = []
+            start = number + 1
+        else:
+            current.append(line)
+    chunks.append(("\n".join(current), start))
+    return chunks
+
+
+def add_common_output(parser: argparse.ArgumentParser) -> None:
+    """``-o`` for drivers that write one artifact."""
+    parser.add_argument("-o", dest="output", metavar="FILE", help="output file (default: stdout)")
+
+
+def argv_or_sys(args: Sequence[str] | None) -> list[str]:
+    """The argument list to parse."""
+    return list(sys.argv[1:] if args is None else args)

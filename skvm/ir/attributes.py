@@ -1,0 +1,148 @@
+"""SkIR attribute values.
+
+Plain Python values stand for the common attributes: ``str``, ``int``,
+``float``, ``bool``, ``tuple`` (an array). Small frozen classes stand for the
+rest: symbol references (``@x``), value references inside attributes
+(``%x``), bare keywords (``script``, ``must``), capabilities
+(``reason.logic:L2``), the unit attribute (a key with no value, ``lazy``),
+types in attribute position (``!text``) and dictionaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Union
+
+import attrs
+
+from skvm.ir.types import Type
+
+
+@attrs.frozen
+class SymbolRef:
+    """A reference to a symbol: a resource or a procedure (``@name``)."""
+
+    name: str
+
+
+@attrs.frozen
+class ValueRef:
+    """A use of an SSA value inside an attribute (``%name``), e.g. in an argv."""
+
+    name: str
+
+
+@attrs.frozen
+class Keyword:
+    """A bare identifier used as an enumerated value (``script``, ``must``)."""
+
+    name: str
+
+
+@attrs.frozen(order=True)
+class Cap:
+    """A capability requirement: a primitive at a level (``reason.logic:L2``)."""
+
+    primitive: str
+    level: int
+
+    def __str__(self) -> str:
+        return f"{self.primitive}:L{self.level}"
+
+
+@attrs.frozen
+class UnitAttr:
+    """The unit attribute: present or absent, no value (printed as a bare key)."""
+
+
+UNIT = UnitAttr()
+
+
+@attrs.frozen
+class TypeAttr:
+    """A type used as an attribute value (``!list<path>``)."""
+
+    type: Type
+
+
+@attrs.frozen
+class DictAttr:
+    """An immutable dictionary attribute; entries are kept sorted by key."""
+
+    items: tuple[tuple[str, "Attribute"], ...] = ()
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> "DictAttr":
+        """Build a dictionary from a mapping, converting values with :func:`to_attr`."""
+        merged = dict(mapping or {})
+        merged.update(kwargs)
+        return cls(tuple(sorted((k, to_attr(v)) for k, v in merged.items())))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Look up ``key``."""
+        for k, v in self.items:
+            if k == key:
+                return v
+        return default
+
+    def __contains__(self, key: str) -> bool:
+        return any(k == key for k, _ in self.items)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain ``dict`` view (values unchanged)."""
+        return dict(self.items)
+
+
+Attribute = Union[
+    str, int, float, bool, tuple, SymbolRef, ValueRef, Keyword, Cap, UnitAttr, TypeAttr, DictAttr
+]
+
+
+def to_attr(value: Any) -> Attribute:
+    """Convert a Python value (lists, dicts, types) into an attribute value."""
+    if isinstance(value, (list, tuple)):
+        return tuple(to_attr(v) for v in value)
+    if isinstance(value, dict):
+        return DictAttr.of(value)
+    if isinstance(value, Type):
+        return TypeAttr(value)
+    if value is None:
+        raise TypeError("None is not an attribute value; omit the attribute instead")
+    return value
+
+
+def to_python(value: Attribute) -> Any:
+    """Convert an attribute into plain JSON-like Python data (for tools and reports)."""
+    if isinstance(value, tuple):
+        return [to_python(v) for v in value]
+    if isinstance(value, DictAttr):
+        return {k: to_python(v) for k, v in value.items}
+    if isinstance(value, (SymbolRef,)):
+        return "@" + value.name
+    if isinstance(value, ValueRef):
+        return "%" + value.name
+    if isinstance(value, Keyword):
+        return value.name
+    if isinstance(value, Cap):
+        return str(value)
+    if isinstance(value, UnitAttr):
+        return True
+    if isinstance(value, TypeAttr):
+        return str(value.type)
+    return value
+
+
+def walk_attr(value: Attribute) -> Iterator[Attribute]:
+    """Yield ``value`` and every attribute nested inside it."""
+    yield value
+    if isinstance(value, tuple):
+        for v in value:
+            yield from walk_attr(v)
+    elif isinstance(value, DictAttr):
+        for _, v in value.items:
+            yield from walk_attr(v)
