@@ -16,7 +16,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import re
+
 from lark import Lark, Token, Transformer, v_args
+from lark.lexer import Lexer
 from lark.exceptions import (
     LarkError,
     UnexpectedCharacters,
@@ -347,6 +350,84 @@ class _Builder(Transformer):
         return Location(_unquote(file), int(line), int(col))
 
 
+class _FastLexer(Lexer):
+    """A one-regex lexer built from the grammar's terminals (Lark's basic semantics).
+
+    Lark's contextual lexer spends most of the parse in per-token Python
+    bookkeeping; this one scans with a single alternation of every terminal
+    (ordered like Lark's basic lexer: priority, then width), skips the
+    ``%ignore`` terminals inline and retypes identifiers that spell a keyword
+    (``skill``, ``as``, ``else``, …). Positions are the same as Lark's.
+    """
+
+    __future_interface__ = 2
+
+    def __init__(self, conf) -> None:
+        terminals = sorted(
+            conf.terminals,
+            key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
+        )
+        self.ignore = frozenset(conf.ignore)
+        self.terminals_by_name = conf.terminals_by_name
+        words = {
+            t.pattern.value: t.name
+            for t in terminals
+            if t.pattern.type == "str" and re.fullmatch(r"\w+", t.pattern.value)
+        }
+        alternatives = []
+        #: terminal name -> {keyword text: keyword terminal} for identifiers that are keywords.
+        self.retype: dict[str, dict[str, str]] = {}
+        for t in terminals:
+            regexp = t.pattern.to_regexp()
+            if t.pattern.type == "str" and t.pattern.value in words:
+                continue
+            if t.pattern.type == "re":
+                hits = {w: n for w, n in words.items() if re.fullmatch(regexp, w)}
+                if hits:
+                    self.retype[t.name] = hits
+            alternatives.append(f"(?P<{t.name}>{regexp})")
+        self.scanner = re.compile("|".join(alternatives))
+        self.allowed = frozenset(t.name for t in terminals) - self.ignore
+
+    def lex(self, lexer_state, parser_state):
+        """Yield the tokens of ``lexer_state.text``."""
+        source = lexer_state.text
+        text = source.text
+        pos = source.start
+        end = source.end
+        line = 1 + text.count("\n", 0, pos)
+        line_start = text.rfind("\n", 0, pos) + 1
+        match = self.scanner.match
+        ignore = self.ignore
+        retype = self.retype
+        new_token = Token
+        while pos < end:
+            m = match(text, pos)
+            if m is None:
+                raise UnexpectedCharacters(
+                    text, pos, line, pos - line_start + 1, allowed=self.allowed,
+                    state=parser_state, terminals_by_name=self.terminals_by_name,
+                )
+            kind = m.lastgroup
+            value = m.group()
+            stop = m.end()
+            if kind in ignore:
+                newlines = value.count("\n")
+                if newlines:
+                    line += newlines
+                    line_start = pos + value.rindex("\n") + 1
+                pos = stop
+                continue
+            keywords = retype.get(kind)
+            if keywords is not None and value in keywords:
+                kind = keywords[value]
+            column = pos - line_start + 1
+            token = new_token(kind, value, pos, line, column, line, column + len(value), stop)
+            lexer_state.last_token = token
+            yield token
+            pos = stop
+
+
 @lru_cache(maxsize=1)
 def _grammar_text() -> str:
     return resources.files("skvm.grammar").joinpath("skir.lark").read_text(encoding="utf-8")
@@ -361,11 +442,98 @@ def _parser() -> Lark:
         _grammar_text(),
         parser="lalr",
         start=["start", "op_start", "type_start", "attr_start"],
-        propagate_positions=True,
+        lexer=_FastLexer,
         maybe_placeholders=True,
         transformer=_BUILDER,
         cache=False,
     )
+
+
+class _Driver:
+    """The LALR(1) loop over Lark's parse table, with the grammar's callbacks.
+
+    Same table, same callbacks and same errors as ``Lark.parse``; the loop is
+    specialised (reduce actions pre-resolved to ``(size, goto name,
+    callback)``) because Lark's generic ``feed_token`` dominated parse time.
+    """
+
+    def __init__(self, lark: Lark) -> None:
+        from lark.parsers.lalr_analysis import Shift
+
+        frontend = lark.parser
+        inner = frontend.parser.parser
+        table = inner.parse_table
+        callbacks = inner.callbacks
+        self.lexer = frontend.lexer
+        self.lexer_conf = frontend.lexer_conf
+        self.start_states = table.start_states
+        self.end_states = table.end_states
+        self.states: dict = {}
+        for state, actions in table.states.items():
+            compiled = {}
+            for term, (action, arg) in actions.items():
+                if action is Shift:
+                    compiled[term] = (True, arg)
+                else:
+                    compiled[term] = (False, (len(arg.expansion), arg.origin.name, callbacks[arg]))
+            self.states[state] = compiled
+
+    def parse(self, text: str, start: str) -> Any:
+        """Parse ``text`` from start rule ``start``."""
+        from lark.lexer import LexerState, TextSlice
+
+        states = self.states
+        end_state = self.end_states[start]
+        state_stack = [self.start_states[start]]
+        value_stack: list = []
+        lexer_state = LexerState(TextSlice(text, 0, len(text)))
+        token = None
+        for token in self.lexer.lex(lexer_state, None):
+            kind = token.type
+            while True:
+                try:
+                    shift, arg = states[state_stack[-1]][kind]
+                except KeyError:
+                    raise self._unexpected(token, state_stack[-1]) from None
+                if shift:
+                    state_stack.append(arg)
+                    value_stack.append(token)
+                    break
+                size, origin, callback = arg
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                value_stack.append(callback(children))
+                state_stack.append(states[state_stack[-1]][origin][1])
+        end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+        while True:
+            try:
+                shift, arg = states[state_stack[-1]]["$END"]
+            except KeyError:
+                raise self._unexpected(end, state_stack[-1]) from None
+            size, origin, callback = arg
+            if size:
+                children = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+            else:
+                children = []
+            value_stack.append(callback(children))
+            state_stack.append(states[state_stack[-1]][origin][1])
+            if state_stack[-1] == end_state:
+                return value_stack[-1]
+
+    def _unexpected(self, token: Token, state: Any) -> UnexpectedToken:
+        expected = {s for s in self.states[state] if s.isupper()}
+        return UnexpectedToken(token, expected)
+
+
+@lru_cache(maxsize=1)
+def _driver() -> _Driver:
+    return _Driver(_parser())
 
 
 def _expected_text(expected) -> str:
@@ -405,7 +573,7 @@ def _parse(text: str, start: str, filename: str, line_offset: int = 0) -> Any:
         _BUILDER.filename = filename
         _BUILDER.line_offset = line_offset
         try:
-            return _parser().parse(text, start=start)
+            return _driver().parse(text, start)
         except _ParseFailure as exc:
             raise SkvmError.at(Location(filename, exc.line + line_offset, exc.col), exc.message)
         except UnexpectedInput as exc:

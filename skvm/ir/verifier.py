@@ -33,10 +33,12 @@ _YIELDING_PARENTS = frozenset(
 _MODULE_LEVEL_ALLOWED = frozenset({"env.require", "env.bind", "env.if"})
 #: Symbol kinds expected by the attribute that references them.
 _SYMBOL_KIND = {
-    ("ctx.ref", "resource"): "skill.resource",
-    ("tool.script", "script"): "skill.resource",
-    ("tool.read", "resource"): "skill.resource",
-    ("ctl.call", "callee"): "skill.proc",
+    # ctx.ref names a bundled file, or anchors a procedure in the context stream.
+    ("ctx.ref", "resource"): ("skill.resource", "skill.proc"),
+    ("tool.script", "script"): ("skill.resource",),
+    ("tool.read", "resource"): ("skill.resource",),
+    ("llm.step", "script"): ("skill.resource",),
+    ("ctl.call", "callee"): ("skill.proc",),
 }
 
 
@@ -250,8 +252,8 @@ class Verifier:
                         self.error(op, f"reference to undefined symbol @{item.name}")
                         continue
                     want = _SYMBOL_KIND.get((op.name, key))
-                    if want is not None and target.name != want:
-                        what = want.split(".")[1]
+                    if want is not None and target.name not in want:
+                        what = " or ".join(w.split(".")[1] for w in want)
                         self.error(op, f"@{item.name} is not a {what}")
 
 

@@ -6,6 +6,7 @@ Custom syntax::
     ctx.rule must "Never overwrite the input PDF." {scope = "global"}
     ctx.example "pdftotext in.pdf out.txt" {lang = "bash"}
     ctx.ref @forms {when = "when the form has fields"}
+    ctx.ref @workflow          // a procedure anchored here in the context stream
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ class TextOp(_ContextOp):
     positional = ("title", "text")
     required_positional = 2
     required_attrs = ("title", "text")
-    attr_checks = {"title": C.string, "text": C.string, "level": C.integer}
+    attr_checks = {
+        "title": C.string,
+        "text": C.string,
+        "level": C.integer,
+        "html_comment": C.unit,
+    }
 
 
 @register
@@ -44,7 +50,13 @@ class RuleOp(_ContextOp):
     positional = ("severity", "text")
     required_positional = 2
     required_attrs = ("severity", "text")
-    attr_checks = {"severity": C.keyword(*RULE_SEVERITIES), "text": C.string, "scope": C.string}
+    attr_checks = {
+        "severity": C.keyword(*RULE_SEVERITIES),
+        "text": C.string,
+        "scope": C.string,
+        # The rule is also stated in the surrounding ctx.text (back ends do not repeat it).
+        "inline": C.unit,
+    }
 
 
 @register
@@ -56,15 +68,19 @@ class ExampleOp(_ContextOp):
     positional = ("code",)
     required_positional = 1
     required_attrs = ("code",)
-    attr_checks = {"code": C.string, "lang": C.string, "title": C.string}
+    attr_checks = {"code": C.string, "lang": C.string, "title": C.string, "indented": C.unit}
 
 
 @register
 class RefOp(_ContextOp):
-    """A bundled resource the model may load on demand."""
+    """A bundled resource the model may load on demand, or a procedure's place.
+
+    Referencing a ``skill.proc`` anchors the procedure in the context stream:
+    back ends render its steps at this point of the text.
+    """
 
     op_name = "ctx.ref"
-    summary = "a lazily loaded bundled resource (@resource)"
+    summary = "a lazily loaded bundled resource (@resource), or a procedure's anchor (@proc)"
     positional = ("resource",)
     required_positional = 1
     required_attrs = ("resource",)

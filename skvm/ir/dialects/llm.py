@@ -23,6 +23,10 @@ _COMMON_CHECKS = {
     "template": C.string,
     "origin": C.string,
     "legalized": C.strings,
+    # Commands the step's text shows (candidates for legalize's elimination).
+    "commands": C.strings,
+    # A bundled script the step's text names.
+    "script": C.symbol,
 }
 
 

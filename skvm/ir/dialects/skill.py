@@ -75,7 +75,7 @@ class ProcOp(Op):
     result_count = 0
     region_count = 1
     required_attrs = ("sym_name",)
-    attr_checks = {"sym_name": C.string, "result_types": C.types}
+    attr_checks = {"sym_name": C.string, "result_types": C.types, "section": C.string}
 
     @property
     def result_types(self):

@@ -1,0 +1,143 @@
+"""Capability requirements of a model step, from a rule table over its text.
+
+Each :class:`CapRule` matches the step's prose or its code and says which
+primitive, at which level, the step needs; the matched span is kept as
+evidence. A few requirements are computed rather than matched (the number of
+constraints, the number of sub-steps). The highest level per primitive wins.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import attrs
+
+from skvm.ir.attributes import Cap
+
+
+@attrs.frozen
+class CapRule:
+    """Text matching ``pattern`` implies ``primitive`` at ``level``."""
+
+    primitive: str
+    level: int
+    pattern: re.Pattern
+    #: "text": the step's prose; "code": code in the step; "any": both.
+    where: str = "any"
+
+
+def _r(primitive: str, level: int, pattern: str, where: str = "any") -> CapRule:
+    return CapRule(primitive, level, re.compile(pattern, re.IGNORECASE), where)
+
+
+#: The rule table. Order does not matter: every rule is tried.
+CAP_RULES: tuple[CapRule, ...] = (
+    # Code generation, by language and by what the code uses.
+    _r("gen.code.python", 1, r"\bpython\b|\.py\b|```python"),
+    _r("gen.code.python", 2, r"^\s*import (?:csv|json|re|os|pathlib|subprocess|argparse)\b", "code"),
+    _r("gen.code.python", 3, r"\b(?:pandas|numpy|requests|matplotlib|scipy|openpyxl|pillow|PIL|torch)\b"),
+    _r("gen.code.javascript", 1, r"\b(?:javascript|node(?:\.js)?|\.m?js\b|typescript|\.tsx?\b)"),
+    _r("gen.code.javascript", 2, r"\b(?:npm|package\.json|require\(|import .* from)\b"),
+    _r("gen.code.javascript", 3, r"\b(?:react|vite|webpack|async\s+function|await\b|DOM)\b"),
+    _r("gen.code.shell", 1, r"\b(?:bash|shell|terminal|command line)\b|```(?:bash|sh|shell|zsh|console)"),
+    _r("gen.code.shell", 2, r"\|\s*\w|\s>\s*\S|\bfor \w+ in\b", "code"),
+    _r("gen.code.shell", 3, r"\b(?:sed|awk|xargs)\b", "code"),
+    _r("gen.code.sql", 1, r"\b(?:SQL|SELECT\s+\S|sqlite|postgres(?:ql)?|mysql)\b"),
+    _r("gen.code.sql", 2, r"\b(?:JOIN|GROUP BY|subquer(?:y|ies)|window function)\b"),
+    _r("gen.code.html", 1, r"\b(?:HTML|<div|<html|markup)\b"),
+    _r("gen.code.html", 2, r"\b(?:SVG|<form|<table|semantic)\b"),
+    _r("gen.code.html", 3, r"\b(?:responsive|accessib(?:le|ility)|a11y|canvas|WebGL|animation)\b"),
+    _r("gen.regex", 1, r"\b(?:regex|regular expression|pattern match)"),
+    # Structured and long output.
+    _r("gen.text.structured", 1, r"\b(?:JSON|YAML|CSV|TOML)\b"),
+    _r("gen.text.structured", 2, r"\bnested\b|\bschema\b"),
+    _r("gen.text.long", 1, r"\b(?:write|draft|produce|generate)\b.{0,40}\b(?:report|document|guide|article|README|summary)\b"),
+    _r("gen.text.long", 2, r"\b(?:comprehensive|detailed|full|complete)\s+(?:report|document|guide|plan|spec)"),
+    _r("gen.text.prose", 1, r"\b(?:write|draft|compose|summari[sz]e)\b"),
+    _r("gen.text.prose", 2, r"\b(?:essay|article|blog post|announcement|newsletter|memo|letter)\b"),
+    # Reasoning.
+    _r("reason.arithmetic", 1, r"\b(?:calculate|compute|count|sum|total|add up)\b"),
+    _r("reason.arithmetic", 2, r"\b(?:average|mean|median|weighted|ratio|rate)\b"),
+    _r("reason.arithmetic", 3, r"\b(?:percentage|percent|compound|interest|ROI|statistic(?:s|al))\b|%\s*of\b"),
+    _r("reason.logic", 1, r"\b(?:if|unless|whether|decide)\b", "text"),
+    _r("reason.logic", 2, r"\b(?:constraints?|conditions|rules? out|all of the following)\b"),
+    _r("reason.logic", 3, r"\b(?:optimi[sz]e|best combination|minimi[sz]e|maximi[sz]e|trade-?offs?)\b"),
+    _r("reason.spatial", 1, r"\b(?:distance|direction|coordinates?|x/y|position)\b"),
+    _r("reason.spatial", 2, r"\b(?:area|rotate|rotation|transform|layout|geometry)\b"),
+    _r("reason.spatial", 3, r"\b(?:3D|three-dimensional|spherical|latitude|longitude)\b"),
+    _r("reason.planning", 1, r"\b(?:plan|order of|sequence|steps?)\b", "text"),
+    _r("reason.planning", 2, r"\b(?:decompose|break (?:it |the \w+ )?down|in parallel|dependencies)\b"),
+    _r("reason.planning", 3, r"\b(?:recover|fallback|retry|roll ?back|contingency)\b"),
+    _r("reason.analysis", 1, r"\b(?:understand|inspect|explain|identify|examine)\b"),
+    _r("reason.analysis", 2, r"\b(?:analy[sz]e|review|debug|diagnos\w*|bugs?|failing|errors?)\b"),
+    _r("reason.analysis", 3, r"\b(?:root cause|across (?:files|modules|the codebase)|architecture)\b"),
+    # Tool use.
+    _r("tool.file.read", 1, r"\b(?:read|open|load|view)\b.{0,30}\b(?:file|document|\.md|\.txt|\.json|\.csv)"),
+    _r("tool.file.read", 2, r"\b(?:all|each|every|several|multiple)\s+(?:the\s+)?(?:files|documents|references)\b"),
+    _r("tool.file.read", 3, r"\b(?:large files?|offsets?|line ranges?|chunks?)\b"),
+    _r("tool.file.write", 1, r"\b(?:write|save|create|output)\b.{0,30}\b(?:file|\.md|\.txt|\.json|\.csv|\.html|\.py)"),
+    _r("tool.file.write", 2, r"\b(?:edit|modify|update|patch)\b.{0,30}\bfiles?\b"),
+    _r("tool.file.write", 3, r"\b(?:several|multiple|each of the)\s+files\b"),
+    _r("tool.exec", 1, r"\b(?:run|execute|invoke)\b"),
+    _r("tool.exec", 2, r"\b(?:run|execute)\b.{0,40}\b(?:script|tests?|build)\b"),
+    _r("tool.exec", 3, r"\b(?:pipeline|chain|then run|re-?run)\b"),
+    _r("tool.call.format", 1, r"\b(?:argument|flag|option|parameter)s?\b"),
+    _r("tool.call.format", 2, r"--json\b|\bJSON (?:argument|payload|body)\b"),
+    _r("tool.call.batch", 1, r"\b(?:both|two) (?:files|reads|calls)\b"),
+    _r("tool.call.batch", 2, r"\b(?:batch|in parallel|simultaneously|at once)\b"),
+    _r("tool.web", 1, r"\bhttps?://|\b(?:fetch|download|API|endpoint|web search)\b"),
+    _r("tool.web", 2, r"\b(?:query parameters?|REST|GraphQL|JSON response|status code)\b"),
+    _r("tool.web", 3, r"\b(?:paginat\w+|several APIs|rate limit)\b"),
+    _r("tool.browser", 1, r"\b(?:browser|navigate|web ?page|screenshot|playwright|puppeteer|selenium)\b"),
+    _r("tool.browser", 2, r"\b(?:click|fill (?:in|out)|form|dynamic page|wait for)\b"),
+    _r("tool.browser", 3, r"\b(?:log ?in|sign ?in|authenticate|multi-step flow)\b"),
+    # Instruction following.
+    _r("follow.format", 1, r"\b(?:format|markdown|table|bullet list)\b"),
+    _r("follow.format", 2, r"\b(?:schema|template|exact(?:ly)? (?:format|structure))\b"),
+    _r("follow.delegation", 1, r"\b(?:write a script|use a script|run the script)\b"),
+    _r("follow.style", 1, r"\b(?:tone|formal|casual|concise)\b"),
+    _r("follow.style", 2, r"\b(?:persona|voice|brand|style guide|register)\b"),
+)
+
+_CONSTRAINT = re.compile(r"\b(?:MUST|NEVER|ALWAYS|SHOULD|DO NOT|DON'T|REQUIRED|ONLY)\b|\b(?:must|never|always|do not|don't)\b")
+
+
+@attrs.frozen
+class CapFinding:
+    """A capability with the evidence that triggered it."""
+
+    cap: Cap
+    evidence: str
+
+
+def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) -> list[CapFinding]:
+    """Capabilities a step with prose ``text`` and ``code`` blocks needs.
+
+    Returns one finding per primitive (its highest level), sorted by primitive.
+    """
+    best: dict[str, CapFinding] = {}
+
+    def note(primitive: str, level: int, evidence: str) -> None:
+        current = best.get(primitive)
+        if current is None or level > current.cap.level:
+            best[primitive] = CapFinding(Cap(primitive, level), evidence.strip()[:80])
+
+    code_text = "\n".join(code)
+    for rule in CAP_RULES:
+        targets = (text,) if rule.where == "text" else (code_text,) if rule.where == "code" else (text, code_text)
+        for target in targets:
+            if not target:
+                continue
+            m = rule.pattern.search(target)
+            if m:
+                note(rule.primitive, rule.level, m.group(0))
+                break
+    constraints = _CONSTRAINT.findall(text)
+    if constraints:
+        level = 1 if len(constraints) < 3 else 2 if len(constraints) <= 5 else 3
+        note("follow.constraint", level, f"{len(constraints)} constraint word(s): {constraints[0]}")
+    if substeps:
+        level = 1 if substeps <= 4 else 2 if substeps <= 7 else 3
+        note("follow.procedure", level, f"{substeps} sub-steps")
+    return [best[p] for p in sorted(best)]

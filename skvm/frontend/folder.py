@@ -1,0 +1,369 @@
+"""Read a skill folder: its SKILL.md text and an inventory of bundled files.
+
+``load_skill_folder`` accepts a folder or a path to its ``SKILL.md`` (or
+lowercase ``skill.md``). SKILL.md is checked before it is read (a regular
+file of at most :data:`MAX_SKILL_MD_BYTES`), then decoded as UTF-8: a BOM is
+stripped, CRLF and lone CR become LF (each still one line, so line numbers
+match the file). Every problem is an :class:`SkvmError` with a located
+diagnostic; nothing is printed here.
+
+Bundled files are every other file under the folder, walked without following
+symlinks (a link is listed as a file if it points to a regular file; a link
+loop, or a directory link back into its own ancestors, is an error), minus
+:data:`EXCLUDED_DIRS` and :data:`EXCLUDED_FILES`. Each gets a kind, decided by
+the first matching rule:
+
+1. :data:`KIND_BY_NAME` on the file name (``LICENSE*``, dependency manifests)
+   -> ``asset``;
+2. a dot file (``.gitignore``, ``.env``) -> ``other``;
+3. :data:`KIND_BY_DIR` on the top-level directory (``scripts/`` -> script,
+   ``references/`` -> reference, ``assets/``/``templates/`` -> asset);
+4. :data:`KIND_BY_EXTENSION` (code -> script, prose -> reference);
+5. no extension and a ``#!`` line or an executable bit -> ``script``;
+6. anything else (images, fonts, JSON, archives...) -> ``asset``.
+
+The shared test corpus stores a skill as ``SKILL.md`` + ``files.txt`` (the
+other files' paths) + ``SOURCE.txt`` (provenance). When ``SOURCE.txt`` is
+present, that layout is assumed: the files listed in ``files.txt`` become
+bundle entries that exist but are not available (no size, no hash), the two
+manifest files are not bundle entries, and the folder name for the name check
+is taken from the ``path:`` line of ``SOURCE.txt``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+import attrs
+
+from skvm.diagnostics import Location, SkvmError
+
+MAX_SKILL_MD_BYTES = 10 * 1024 * 1024
+MAX_BUNDLE_FILES = 10_000
+SKILL_MD_NAMES = ("SKILL.md", "skill.md")
+EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv"})
+EXCLUDED_FILES = frozenset({".DS_Store", "Thumbs.db"})
+CORPUS_MANIFEST = "files.txt"
+CORPUS_SOURCE = "SOURCE.txt"
+
+# File-name prefixes (case-insensitive) and exact names -> kind.
+KIND_BY_NAME: dict[str, str] = {
+    "license": "asset",
+    "licence": "asset",
+    "copying": "asset",
+    "notice": "asset",
+    "requirements": "asset",
+    "package.json": "asset",
+    "package-lock.json": "asset",
+    "pyproject.toml": "asset",
+    "cargo.toml": "asset",
+    "go.mod": "asset",
+    "gemfile": "asset",
+}
+KIND_BY_DIR: dict[str, str] = {
+    "scripts": "script",
+    "bin": "script",
+    "references": "reference",
+    "reference": "reference",
+    "docs": "reference",
+    "assets": "asset",
+    "templates": "asset",
+    "static": "asset",
+}
+KIND_BY_EXTENSION: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            ".py",
+            ".sh",
+            ".bash",
+            ".zsh",
+            ".js",
+            ".mjs",
+            ".cjs",
+            ".ts",
+            ".rb",
+            ".pl",
+            ".ps1",
+            ".bat",
+            ".cmd",
+            ".go",
+            ".rs",
+            ".lua",
+            ".php",
+            ".r",
+        ],
+        "script",
+    ),
+    **dict.fromkeys([".md", ".markdown", ".txt", ".rst", ".adoc", ".org"], "reference"),
+}
+_SNIFF_BYTES = 8192
+
+
+@attrs.frozen(order=True)
+class BundledFile:
+    """One file of the skill folder other than SKILL.md."""
+
+    rel_path: str  # POSIX, relative to the skill root
+    size: int | None  # None: listed in a corpus manifest, not available
+    sha256: str | None
+    kind: str  # "script" | "reference" | "asset" | "other"
+    is_text: bool | None  # None when unknown (not available)
+
+    @property
+    def available(self) -> bool:
+        """Whether the file's contents were read (not just listed)."""
+        return self.sha256 is not None
+
+
+@attrs.frozen
+class SkillSource:
+    """A skill folder as read from disk: SKILL.md text plus bundled files."""
+
+    root: Path
+    skill_md_path: Path
+    display_name: str  # "SKILL.md" (or "skill.md"): what diagnostics print
+    folder_name: str  # for the name == folder check
+    text: str  # decoded, BOM stripped, LF line ends
+    files: tuple[BundledFile, ...]
+    # True for the shared corpus layout (files.txt + SOURCE.txt).
+    from_manifest: bool = False
+
+    def file(self, rel_path: str) -> BundledFile | None:
+        """The bundled file at ``rel_path`` (POSIX, relative), or None."""
+        for f in self.files:
+            if f.rel_path == rel_path:
+                return f
+        return None
+
+
+def classify_path(rel_path: str, head: bytes = b"", executable: bool = False) -> str:
+    """The kind of a bundled file from its path (and first bytes / mode)."""
+    path = PurePosixPath(rel_path)
+    lower = path.name.lower()
+    for prefix, kind in KIND_BY_NAME.items():
+        if (
+            lower == prefix
+            or lower.startswith(prefix + ".")
+            or ("." not in prefix and lower.startswith(prefix))
+        ):
+            return kind
+    if lower.startswith("."):
+        return "other"
+    if len(path.parts) > 1 and path.parts[0].lower() in KIND_BY_DIR:
+        return KIND_BY_DIR[path.parts[0].lower()]
+    suffix = path.suffix.lower()
+    if suffix in KIND_BY_EXTENSION:
+        return KIND_BY_EXTENSION[suffix]
+    if not suffix and (head.startswith(b"#!") or executable):
+        return "script"
+    return "asset"
+
+
+def _error(message: str, file: str | None = None, line: int = 1, col: int = 1) -> SkvmError:
+    """An error located in ``file`` (or unlocated)."""
+    return SkvmError.at(Location(file, line, col) if file else None, message)
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based (line, character column) of byte ``offset`` in UTF-8 ``data``."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    line = data.count(b"\n", 0, offset) + 1
+    prefix = data[line_start:offset]
+    if line_start == 0 and prefix.startswith(b"\xef\xbb\xbf"):
+        prefix = prefix[3:]
+    return line, len(prefix.decode("utf-8", "replace")) + 1
+
+
+def _find_skill_md(path: Path, shown: str) -> tuple[Path, Path]:
+    """Resolve the user's path to (skill root, SKILL.md path)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise _error(f"no such skill folder or file: '{shown}'") from None
+    except OSError as exc:
+        raise _error(f"cannot access '{shown}': {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        for name in SKILL_MD_NAMES:
+            candidate = path / name
+            if os.path.lexists(candidate):
+                return path, candidate
+        raise _error(f"no SKILL.md in skill folder '{shown}'")
+    if path.name in SKILL_MD_NAMES:
+        return path.parent, path
+    raise _error(f"'{shown}' is not a skill folder or a SKILL.md file")
+
+
+def _read_skill_md(skill_md: Path, display: str) -> str:
+    """Read and decode SKILL.md, refusing bad input before reading it all."""
+    try:
+        st = skill_md.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _error(f"{display} is a symlink loop", display) from None
+        raise _error(f"cannot read {display}: {exc.strerror or exc}", display) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _error(f"{display} is not a regular file", display)
+    if st.st_size > MAX_SKILL_MD_BYTES:
+        raise _error(
+            f"{display} is too large ({st.st_size} bytes; the limit is {MAX_SKILL_MD_BYTES})",
+            display,
+        )
+    try:
+        with open(skill_md, "rb") as fh:
+            data = fh.read(MAX_SKILL_MD_BYTES + 1)
+    except OSError as exc:
+        raise _error(f"cannot read {display}: {exc.strerror or exc}", display) from None
+    if len(data) > MAX_SKILL_MD_BYTES:
+        raise _error(f"{display} is too large (over {MAX_SKILL_MD_BYTES} bytes)", display)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line, col = _position(data, nul)
+        raise _error(f"{display} is a binary file (NUL byte)", display, line, col)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(data, exc.start)
+        raise _error(
+            f"{display} is not valid UTF-8 (byte 0x{data[exc.start]:02x})", display, line, col
+        ) from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise _error(f"{display} is empty", display)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _hash_file(path: Path, rel: str) -> tuple[int, str, bool, bytes]:
+    """(size, sha256, is_text, first bytes) of a bundled file."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                if not head:
+                    head = chunk[:_SNIFF_BYTES]
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise _error(f"cannot read bundled file '{rel}': {exc.strerror or exc}") from None
+    is_text = b"\x00" not in head
+    if is_text:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # A multi-byte character cut at the sniff boundary is still text.
+            is_text = exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
+    return size, digest.hexdigest(), is_text, head
+
+
+def _walk(root: Path, skill_md: Path) -> list[BundledFile]:
+    """Inventory the folder without following directory symlinks."""
+    files: list[BundledFile] = []
+
+    def on_error(exc: OSError) -> None:
+        rel = os.path.relpath(exc.filename, root) if exc.filename else "."
+        raise _error(f"cannot read folder '{Path(rel).as_posix()}': {exc.strerror or exc}")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS)
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if os.path.islink(full):
+                _check_dir_link(full, root)
+        for name in sorted(filenames):
+            if name in EXCLUDED_FILES:
+                continue
+            full = Path(dirpath, name)
+            if full == skill_md:
+                continue
+            rel = full.relative_to(root).as_posix()
+            try:
+                st = full.stat()
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise _error(f"symlink loop at '{rel}' in the skill folder") from None
+                if full.is_symlink():
+                    continue  # a dangling link names nothing to bundle
+                raise _error(f"cannot read bundled file '{rel}': {exc.strerror or exc}") from None
+            if stat.S_ISDIR(st.st_mode):
+                _check_dir_link(str(full), root)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # sockets, FIFOs, devices: nothing to bundle (and reading could block)
+            size, digest, is_text, head = _hash_file(full, rel)
+            kind = classify_path(rel, head, bool(st.st_mode & 0o111))
+            files.append(BundledFile(rel, size, digest, kind, is_text))
+            if len(files) > MAX_BUNDLE_FILES:
+                raise _error(f"skill folder has more than {MAX_BUNDLE_FILES} files")
+    return files
+
+
+def _check_dir_link(link: str, root: Path) -> None:
+    """Reject a directory symlink that loops; others are simply not followed."""
+    rel = Path(os.path.relpath(link, root)).as_posix()
+    try:
+        target = os.path.realpath(link, strict=True)
+    except OSError:
+        raise _error(f"symlink loop at '{rel}' in the skill folder") from None
+    parent = os.path.realpath(os.path.dirname(link))
+    if parent == target or parent.startswith(target.rstrip(os.sep) + os.sep):
+        raise _error(f"symlink loop at '{rel}' in the skill folder (it points to its own ancestor)")
+
+
+def _manifest(root: Path) -> tuple[list[BundledFile], str | None]:
+    """Bundle entries from the corpus files.txt and the folder name from SOURCE.txt."""
+    files: list[BundledFile] = []
+    folder_name = None
+    try:
+        source = (root / CORPUS_SOURCE).read_text("utf-8", "replace")
+        listed = (root / CORPUS_MANIFEST).read_text("utf-8", "replace")
+    except OSError:
+        return files, folder_name
+    for line in source.splitlines():
+        if line.startswith("path:"):
+            parent = PurePosixPath(line[5:].strip()).parent.name
+            folder_name = parent or None
+    seen = set()
+    for line in listed.splitlines():
+        rel = line.strip()
+        path = PurePosixPath(rel)
+        if not rel or path.is_absolute() or ".." in path.parts or rel in seen:
+            continue
+        seen.add(rel)
+        files.append(BundledFile(path.as_posix(), None, None, classify_path(rel), None))
+    return files, folder_name
+
+
+def load_skill_folder(path: str | Path) -> SkillSource:
+    """Read a skill folder (or its SKILL.md) into a :class:`SkillSource`.
+
+    Raises:
+        SkvmError: missing folder or SKILL.md, SKILL.md binary, not UTF-8,
+            empty or over 10 MB, a symlink loop, an unreadable file.
+    """
+    shown = str(path)
+    root, skill_md = _find_skill_md(Path(path), shown)
+    display = skill_md.name
+    text = _read_skill_md(skill_md, display)
+    folder_name = Path(os.path.abspath(root)).name
+    from_manifest = (root / CORPUS_SOURCE).is_file() and (root / CORPUS_MANIFEST).is_file()
+    files = _walk(root, skill_md)
+    if from_manifest:
+        files = [f for f in files if f.rel_path not in (CORPUS_MANIFEST, CORPUS_SOURCE)]
+        listed, source_folder = _manifest(root)
+        present = {f.rel_path for f in files}
+        files += [f for f in listed if f.rel_path not in present]
+        folder_name = source_folder or folder_name
+    return SkillSource(
+        root=root,
+        skill_md_path=skill_md,
+        display_name=display,
+        folder_name=folder_name,
+        text=text,
+        files=tuple(sorted(files, key=lambda f: f.rel_path)),
+        from_manifest=from_manifest,
+    )
