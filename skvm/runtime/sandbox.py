@@ -1,0 +1,791 @@
+"""The sandbox: confines the commands and file operations of untrusted skills.
+
+Every ``tool.*`` op and every tool call a model makes goes through this module:
+
+* :func:`resolve_path` keeps file paths inside the run's work directory;
+* :func:`scrub_env` hands children an environment without secrets;
+* :func:`run` executes argv with resource limits (rlimits), its own session
+  and process group, an optional pids cgroup, an optional empty network
+  namespace, a wall-clock timeout and capped output;
+* :func:`check_tool_allowed` enforces the skill's ``allowed-tools``.
+
+This is defence in depth for a single-user machine, not a container; see
+``docs/security.md`` for what holds and what does not.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import ctypes
+import fnmatch
+import functools
+import itertools
+import math
+import os
+import re
+import selectors
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+class SandboxViolation(SkvmError):
+    """An operation the sandbox refused (path escape, forbidden tool, ...)."""
+
+    def __init__(self, message: str, loc: Location | None = None):
+        super().__init__(Diagnostic(Severity.ERROR, message, loc))
+        self.reason = message
+
+
+def _frozen_names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+def _tools_tuple(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@attrs.frozen
+class SandboxPolicy:
+    """Limits and permissions for everything a skill runs in one work directory."""
+
+    workdir: Path = attrs.field(converter=Path)
+    timeout_s: float = 60.0
+    # None: derived from the wall-clock timeout (a CPU-bound child cannot use more).
+    cpu_s: int | None = None
+    memory_bytes: int | None = GIB
+    file_size_bytes: int | None = 64 * MIB
+    # Counts threads too where a pids cgroup enforces it.
+    max_processes: int | None = 128
+    allow_network: bool = False
+    allowed_env: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
+    allowed_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_tools_tuple)
+    output_limit_bytes: int = MIB
+
+
+@attrs.frozen
+class ExecResult:
+    """What a sandboxed command did: exit status, captured output and why it was stopped."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+    # Set whenever the sandbox (or a limit) ended the command; None for a normal exit.
+    killed_reason: str | None = None
+    truncated: bool = False
+    network_isolated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0 and was not stopped by the sandbox."""
+        return self.returncode == 0 and self.killed_reason is None
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def resolve_path(policy: SandboxPolicy, rel: str | os.PathLike[str]) -> Path:
+    """Resolve a user- or model-supplied path inside the work directory, or raise.
+
+    Relative paths are taken from the work directory; absolute paths are only
+    accepted when they already point inside it. Symlinks are followed before
+    the check, so a link pointing out of the work directory is refused too.
+    """
+    text = os.fspath(rel)
+    if "\x00" in text:
+        raise SandboxViolation(f"path {text!r} contains a NUL byte")
+    root = policy.workdir.resolve()
+    candidate = Path(text) if os.path.isabs(text) else root / text
+    resolved = candidate.resolve(strict=False)
+    if not resolved.is_relative_to(root):
+        raise SandboxViolation(
+            f"path '{text}' resolves outside the work directory"
+            f" (to '{resolved}'); only paths inside it are allowed"
+        )
+    return resolved
+
+
+# ----------------------------------------------------------------------- environment
+
+# Names always given to children (when the host has them), whatever they look like.
+SAFE_ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "USER", "LOGNAME", "SHELL")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# A variable whose NAME matches one of these looks like a secret and is dropped.
+SECRET_NAME_PATTERNS = (
+    r"KEY",
+    r"TOKEN",
+    r"SECRET",
+    r"PASSWORD",
+    r"PASSWD",
+    r"PASSPHRASE",
+    r"CREDENTIAL",
+    r"AUTH(?!OR)",
+    r"SESSION",
+    r"COOKIE",
+    r"PRIVATE",
+    r"SIGNATURE",
+    r"(^|_)PAT($|_)",
+    r"(^|_)DSN($|_)",
+    r"DATABASE_URL",
+    r"^AWS_",
+    r"^AZURE_",
+    r"^GCP_|^GOOGLE_",
+    r"^GITHUB_|^GH_",
+    r"^GITLAB_",
+    r"^OPENAI_",
+    r"^ANTHROPIC_",
+    r"^HF_|^HUGGING",
+    r"^NPM_",
+    r"^PYPI_|^TWINE_",
+    r"^DOCKER_",
+    r"^SSH_",
+    r"^GPG_|^GNUPG",
+    r"^KUBECONFIG$",
+)
+
+# A variable whose VALUE matches one of these is a credential whatever its name.
+SECRET_VALUE_PATTERNS = (
+    r"^sk-[A-Za-z0-9_-]{16,}",  # OpenAI / Anthropic style keys
+    r"^gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
+    r"^github_pat_",
+    r"^xox[abposr]-",  # Slack
+    r"^AKIA[0-9A-Z]{16}",  # AWS access key id
+    r"^hf_[A-Za-z0-9]{20,}",  # Hugging Face
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    r"://[^/\s:@]+:[^/\s@]+@",  # URL with embedded user:password
+)
+# One alternation each: the environment is scrubbed for every command.
+_SECRET_NAME = re.compile("|".join(f"(?:{p})" for p in SECRET_NAME_PATTERNS), re.IGNORECASE)
+_SECRET_VALUE = re.compile("|".join(f"(?:{p})" for p in SECRET_VALUE_PATTERNS))
+
+
+def looks_secret(name: str, value: str = "") -> bool:
+    """True when an environment variable's name or value looks like a credential."""
+    return bool(_SECRET_NAME.search(name) or _SECRET_VALUE.search(value))
+
+
+def scrub_env(
+    environ: Mapping[str, str],
+    allowed: Iterable[str] = (),
+    *,
+    workdir: Path | None = None,
+) -> dict[str, str]:
+    """Return a child environment without anything that looks like a secret.
+
+    Variables named in ``allowed`` pass even when they look secret (the skill's
+    ``env.require`` entries the user allowed). ``HOME`` and ``TMPDIR`` point
+    into ``workdir`` when it is given, so tools do not read the host's dotfiles.
+    """
+    allowed = frozenset(allowed)
+    env = {
+        name: value
+        for name, value in environ.items()
+        if name in allowed or name in SAFE_ENV_NAMES or not looks_secret(name, value)
+    }
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("LANG", "C.UTF-8")
+    if workdir is not None:
+        env["HOME"] = str(workdir)
+        env["TMPDIR"] = str(workdir / ".tmp")
+    return dict(sorted(env.items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _scrubbed_host_env(items: tuple[tuple[str, str], ...], allowed, workdir) -> dict[str, str]:
+    """scrub_env of the host environment, cached: it rarely changes between commands."""
+    return scrub_env(dict(items), allowed, workdir=workdir)
+
+
+# ----------------------------------------------------------------------- isolation
+
+_CLONE_NEWNET = 0x40000000
+
+
+@functools.cache
+def _libc_unshare():
+    """The libc ``unshare`` function (Python 3.11 has no ``os.unshare``), or None."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).unshare
+    except (OSError, AttributeError):
+        return None
+
+
+class _IsolatedSpawner:
+    """A thread that left the host's network namespace; children it spawns inherit that.
+
+    ``unshare(CLONE_NEWNET)`` applies to the calling thread only, and a child
+    takes its namespaces from the thread that spawned it. Spawning from this
+    thread therefore isolates children without a ``preexec_fn`` (which forces
+    ``fork`` instead of ``vfork``: 15 ms per command once litellm is loaded)
+    and without an extra ``unshare`` executable per command.
+    """
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, "skvm-netns", self._enter)
+        # Run the initializer now so failures are known before the first command.
+        self.pool.submit(lambda: None).result()
+
+    def _enter(self) -> None:
+        unshare = _libc_unshare()
+        if unshare is None:
+            self.error = "libc has no unshare()"
+        elif unshare(_CLONE_NEWNET) != 0:
+            self.error = (
+                f"unshare(CLONE_NEWNET) failed ({os.strerror(ctypes.get_errno())});"
+                " it needs root or CAP_SYS_ADMIN"
+            )
+
+    def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen:
+        """Start a process from the isolated thread."""
+        return self.pool.submit(subprocess.Popen, *args, **kwargs).result()
+
+
+@functools.cache
+def _spawner() -> _IsolatedSpawner:
+    return _IsolatedSpawner()
+
+
+@functools.cache
+def network_isolation_available() -> tuple[bool, str]:
+    """Whether children can be put into an empty network namespace (checked once)."""
+    spawner = _spawner()
+    if spawner.error:
+        return False, spawner.error
+    return True, "empty network namespace (shared by this process's commands)"
+
+
+# Where a writable pids controller may live (cgroup v1 first: v2 needs the
+# controller delegated to the subtree, which a plain container rarely does).
+_PIDS_CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
+
+
+@functools.cache
+def _pids_cgroup_root() -> Path | None:
+    """A directory under which per-command pids cgroups can be made, or None."""
+    for root in map(Path, _PIDS_CGROUP_ROOTS):
+        if not (root / "cgroup.procs").exists():
+            continue
+        if root.name != "pids" and "pids" not in _read(root / "cgroup.subtree_control"):
+            continue
+        base = root / f"skvm-{os.getpid()}"
+        try:
+            base.mkdir(exist_ok=True)
+            probe = base / "probe"
+            probe.mkdir()
+            ok = (probe / "pids.max").exists()
+            probe.rmdir()
+        except OSError:
+            continue
+        if ok:
+            return base
+        _rmdir_quiet(base)
+    return None
+
+
+def process_limit_mechanism() -> str:
+    """Say how ``max_processes`` is enforced on this machine."""
+    if _pids_cgroup_root() is not None:
+        return "pids cgroup per command"
+    if os.geteuid() == 0:
+        return "session watchdog (RLIMIT_NPROC does not bind root)"
+    return "RLIMIT_NPROC and session watchdog"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _rmdir_quiet(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+_cgroup_counter = itertools.count()
+_cgroup_pool: list[_PidsCgroup] = []
+_cgroup_pool_lock = threading.Lock()
+
+
+class _PidsCgroup:
+    """A pids cgroup holding one command and all its descendants at a time.
+
+    Making and removing a cgroup per command costs milliseconds, so empty
+    ones go back to a pool; the fork counter is compared to its value when
+    the command started.
+    """
+
+    def __init__(self, base: Path):
+        self.path = base / f"run-{next(_cgroup_counter)}"
+        self.path.mkdir()
+        self.limit = -1
+        self.baseline = 0
+        self.procs_file = os.fsencode(self.path / "cgroup.procs")
+
+    @classmethod
+    def acquire(cls, base: Path, limit: int) -> _PidsCgroup:
+        """Take an empty cgroup from the pool (or make one) limited to ``limit`` tasks."""
+        with _cgroup_pool_lock:
+            group = _cgroup_pool.pop() if _cgroup_pool else None
+        if group is None:
+            group = cls(base)
+        if group.limit != limit:
+            (group.path / "pids.max").write_text(str(limit))
+            group.limit = limit
+        group.baseline = group._fork_failures()
+        return group
+
+    def _fork_failures(self) -> int:
+        match = re.search(r"max (\d+)", _read(self.path / "pids.events"))
+        return int(match.group(1)) if match else 0
+
+    def refused_forks(self) -> int:
+        """How many forks the limit refused since this command started."""
+        return self._fork_failures() - self.baseline
+
+    def release(self) -> None:
+        """SIGKILL every member until the cgroup is empty, then pool it."""
+        for _ in range(200):
+            pids = _read(self.path / "cgroup.procs").split()
+            if not pids:
+                with _cgroup_pool_lock:
+                    _cgroup_pool.append(self)
+                return
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.002)
+        # Unkillable members (stuck in the kernel): leave this cgroup out of the pool.
+
+
+def _session_members(sid: int) -> int:
+    """Count the processes in session ``sid`` (fallback when there is no cgroup)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        stat = _read(Path(entry.path) / "stat")
+        # Fields after the parenthesised command: state ppid pgrp session ...
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 3 and fields[3] == str(sid):
+            count += 1
+    return count
+
+
+@functools.cache
+def _own_uid_processes() -> int:
+    """Processes of our uid when first asked; RLIMIT_NPROC counts them all."""
+    uid = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+# ------------------------------------------------------------------------ running
+
+# Why a child that died of a signal died, when the sandbox did not kill it itself.
+SIGNAL_REASONS = {
+    signal.SIGXCPU: "CPU time limit exceeded",
+    signal.SIGXFSZ: "file size limit exceeded",
+    signal.SIGKILL: "killed (SIGKILL: CPU hard limit or out of memory)",
+    signal.SIGSEGV: "crashed (SIGSEGV; possibly the memory limit)",
+    signal.SIGABRT: "aborted (SIGABRT; possibly the memory limit)",
+}
+
+_TICK_S = 0.05  # how often a long-running command's limits are checked
+
+
+def _preamble(policy: SandboxPolicy, cgroup: _PidsCgroup | None) -> str:
+    """Shell builtins that confine the wrapper shell before it execs the command.
+
+    Limits are set by ``/bin/sh`` builtins rather than a ``preexec_fn`` so that
+    Python can spawn with ``vfork``; the cost is one exec of ``/bin/sh`` (none
+    for commands that need a shell anyway).
+    """
+    cpu = policy.cpu_s if policy.cpu_s is not None else math.ceil(policy.timeout_s) + 1
+    steps = []
+    if cgroup is not None:
+        steps.append(f"echo $$ > {shlex.quote(os.fsdecode(cgroup.procs_file))}")
+    # POSIX/dash ulimit takes one limit per call: -t seconds, -v KiB, -f 512-byte blocks.
+    limits = [("c", 0), ("S -t", cpu)]
+    if policy.memory_bytes is not None:
+        limits.append(("v", max(1, policy.memory_bytes // 1024)))
+    if policy.file_size_bytes is not None:
+        limits.append(("f", max(1, policy.file_size_bytes // 512)))
+    if policy.max_processes is not None and os.geteuid() != 0:
+        limits.append(("p", policy.max_processes + _own_uid_processes()))
+    # Both limits to cpu+1, then soft to cpu: with soft == hard the kernel sends
+    # SIGKILL instead of SIGXCPU, and the cause would be lost.
+    steps.append(f"ulimit -t {cpu + 1}")
+    steps += [f"ulimit -{flag} {value}" for flag, value in limits]
+    return "".join(f"{step} || exit 126\n" for step in steps)
+
+
+def _command(argv: Sequence[str] | str, shell: bool) -> tuple[str, ...]:
+    if isinstance(argv, str):
+        argv = [argv] if shell else shlex.split(argv)
+    argv = tuple(argv)
+    if not argv or not argv[0]:
+        raise SandboxViolation("empty command")
+    if shell:
+        return ("/bin/sh", "-c", argv[0] if len(argv) == 1 else shlex.join(argv))
+    return argv
+
+
+def _wrapped(command: tuple[str, ...], preamble: str, shell: bool) -> list[str]:
+    """The argv actually spawned: the preamble, then the command (exec'd, or inline)."""
+    if shell:
+        return ["/bin/sh", "-c", preamble + command[2]]
+    return ["/bin/sh", "-c", preamble + 'exec "$@"', "skvm-sandbox", *command]
+
+
+def _exited(pid: int) -> bool:
+    """True when ``pid`` has exited, without reaping it (so its pgid stays ours)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run(
+    argv: Sequence[str] | str,
+    policy: SandboxPolicy,
+    *,
+    shell: bool = False,
+    stdin: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> ExecResult:
+    """Run a command inside the sandbox and return what it did.
+
+    ``shell=True`` runs ``argv`` (one string) with ``/bin/sh -c`` for pipelines;
+    otherwise ``argv`` is exec'd as is (by a ``/bin/sh`` wrapper that first sets
+    the limits, so no shell parses it). ``extra_env`` is added after scrubbing (the
+    caller vouches for it). A missing executable gives return code 127, as in
+    a shell. Never raises for anything the command itself does.
+    """
+    command = _command(argv, shell)
+    workdir = policy.workdir
+    tmpdir = workdir / ".tmp"
+    if not tmpdir.is_dir():
+        tmpdir.mkdir(parents=True, exist_ok=True)
+    env = dict(_scrubbed_host_env(tuple(os.environ.items()), policy.allowed_env, workdir))
+    if extra_env:
+        env.update(extra_env)
+
+    isolate_net = not policy.allow_network and network_isolation_available()[0]
+    cgroup = None
+    cgroup_base = _pids_cgroup_root() if policy.max_processes is not None else None
+    if cgroup_base is not None:
+        try:
+            cgroup = _PidsCgroup.acquire(cgroup_base, policy.max_processes)
+        except OSError:
+            cgroup = None
+    spawn = _spawner().popen if isolate_net else subprocess.Popen
+    start = time.perf_counter()
+    try:
+        proc = spawn(
+            _wrapped(command, _preamble(policy, cgroup), shell),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except BaseException:
+        if cgroup:
+            cgroup.release()
+        raise
+    try:
+        outcome = _supervise(proc, policy, stdin, cgroup, start)
+    finally:
+        _killpg(proc.pid)
+        if cgroup:
+            cgroup.release()
+        proc.wait()
+    stdout, stderr, truncated, killed_reason, timed_out = outcome
+    returncode = proc.returncode
+    if killed_reason is None and returncode < 0:
+        killed_reason = SIGNAL_REASONS.get(-returncode, f"killed by signal {-returncode}")
+    return ExecResult(
+        argv=command,
+        returncode=returncode,
+        stdout=stdout.decode("utf-8", "replace"),
+        stderr=stderr.decode("utf-8", "replace"),
+        duration_s=time.perf_counter() - start,
+        timed_out=timed_out,
+        killed_reason=killed_reason,
+        truncated=truncated,
+        network_isolated=isolate_net,
+    )
+
+
+def _supervise(proc, policy, stdin, cgroup, start):
+    """Pump the pipes, enforce the timeout and the process limit; leave proc unreaped."""
+    limit = policy.output_limit_bytes
+    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    truncated = False
+    killed_reason = None
+    timed_out = False
+    pending_in = memoryview(stdin.encode()) if stdin is not None else None
+    deadline = start + policy.timeout_s
+    next_check = start + _TICK_S
+
+    with selectors.DefaultSelector() as sel:
+        for stream in (proc.stdout, proc.stderr):
+            os.set_blocking(stream.fileno(), False)
+            sel.register(stream.fileno(), selectors.EVENT_READ)
+        if pending_in is not None:
+            os.set_blocking(proc.stdin.fileno(), False)
+            sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE)
+        while sel.get_map():
+            now = time.perf_counter()
+            if now >= deadline:
+                timed_out = True
+                killed_reason = f"wall-clock timeout after {policy.timeout_s:g} s"
+                break
+            if now >= next_check:
+                next_check = now + _TICK_S
+                killed_reason = _check_processes(proc, policy, cgroup)
+                if killed_reason:
+                    break
+                if _exited(proc.pid):
+                    # The main process is gone; whatever still holds the pipes is a straggler.
+                    _killpg(proc.pid)
+            for key, _ in sel.select(min(_TICK_S, max(0.0, deadline - now))):
+                fd = key.fd
+                if fd not in buffers:
+                    try:
+                        written = os.write(fd, pending_in[:65536])
+                    except (BrokenPipeError, BlockingIOError) as exc:
+                        written = 0 if isinstance(exc, BlockingIOError) else len(pending_in)
+                    pending_in = pending_in[written:]
+                    if not pending_in:
+                        sel.unregister(fd)
+                        proc.stdin.close()
+                    continue
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                room = limit - len(buffers[fd])
+                if len(chunk) > room:
+                    truncated = True
+                buffers[fd] += chunk[: max(room, 0)]
+
+    if killed_reason is None:
+        # Pipes are closed; wait for the main process without reaping it.
+        delay = 0.0005
+        while not _exited(proc.pid):
+            if time.perf_counter() >= deadline:
+                timed_out = True
+                killed_reason = f"wall-clock timeout after {policy.timeout_s:g} s"
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, _TICK_S)
+        else:
+            if cgroup and cgroup.refused_forks():
+                killed_reason = _process_limit_reason(policy)
+    out, err = buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
+    for stream in (proc.stdout, proc.stderr, proc.stdin):
+        if stream is not None and not stream.closed:
+            stream.close()
+    return bytes(out), bytes(err), truncated, killed_reason, timed_out
+
+
+def _process_limit_reason(policy: SandboxPolicy) -> str:
+    return f"process limit exceeded (max_processes={policy.max_processes})"
+
+
+def _check_processes(proc, policy: SandboxPolicy, cgroup: _PidsCgroup | None) -> str | None:
+    """Return a reason to stop the command when it spawned too many processes."""
+    if policy.max_processes is None:
+        return None
+    if cgroup is not None:
+        refused = cgroup.refused_forks() > 0
+    else:
+        refused = _session_members(proc.pid) > policy.max_processes
+    return _process_limit_reason(policy) if refused else None
+
+
+# --------------------------------------------------------------------- allowed-tools
+
+# VM tool kinds and the Claude-style tool names that grant them.
+TOOL_KIND_GRANTS: dict[str, tuple[str, ...]] = {
+    "exec": ("Bash",),
+    "read": ("Read",),
+    "write": ("Write", "Edit", "MultiEdit"),
+    "edit": ("Edit", "MultiEdit", "Write"),
+    "fetch": ("WebFetch",),
+    "search": ("WebSearch",),
+    "list": ("Glob", "LS", "Read"),
+    "grep": ("Grep", "Read"),
+}
+
+# One allowed-tools entry: a tool name with an optional (specifier).
+_ENTRY = re.compile(r"([A-Za-z_][\w.-]*)\s*(?:\(([^)]*)\))?")
+# Shell syntax that hides further commands from a per-command check.
+_SHELL_SPLIT = re.compile(r"\|\||&&|[|;&\n]")
+_SHELL_HIDDEN = re.compile(r"\$\(|`|<\(|>\(")
+
+
+@attrs.frozen
+class ToolGrant:
+    """One parsed allowed-tools entry, e.g. ``Bash(git:*)`` or ``Read``."""
+
+    tool: str
+    specifier: str | None = None
+
+    def __str__(self) -> str:
+        return self.tool if self.specifier is None else f"{self.tool}({self.specifier})"
+
+
+def parse_allowed_tools(entries: Iterable[str]) -> tuple[ToolGrant, ...]:
+    """Parse allowed-tools entries; each may hold several, space- or comma-separated."""
+    grants = []
+    for entry in entries:
+        for match in _ENTRY.finditer(entry):
+            spec = match.group(2)
+            grants.append(ToolGrant(match.group(1), spec.strip() if spec is not None else None))
+    return tuple(grants)
+
+
+def _command_matches(spec: str, words: Sequence[str]) -> bool:
+    """Match a Bash(...) specifier: ``git:*`` / ``git *`` prefixes, or a glob."""
+    if spec in ("", "*"):
+        return True
+    if spec.endswith(":*"):
+        prefix = shlex.split(spec[:-2])
+        return list(words[: len(prefix)]) == prefix
+    text = shlex.join(words)
+    if spec.endswith(" *") and "*" not in spec[:-2]:
+        prefix = shlex.split(spec[:-2])
+        return list(words[: len(prefix)]) == prefix
+    return fnmatch.fnmatchcase(text, spec) or text == spec
+
+
+def _path_matches(spec: str, words: Sequence[str]) -> bool:
+    if spec in ("", "*", "**"):
+        return True
+    paths = [w.removeprefix("./") for w in words] or [""]
+    pattern = spec.removeprefix("./")
+    return all(fnmatch.fnmatchcase(p, pattern) for p in paths)
+
+
+def _shell_commands(text: str) -> list[list[str]] | None:
+    """Split shell text into simple commands, or None when it hides some."""
+    if _SHELL_HIDDEN.search(text):
+        return None
+    try:
+        return [shlex.split(part) for part in _SHELL_SPLIT.split(text) if part.strip()]
+    except ValueError:
+        return None
+
+
+def check_tool_allowed(policy: SandboxPolicy, tool: str, argv: Sequence[str] | None = None) -> None:
+    """Raise :class:`SandboxViolation` unless ``allowed-tools`` permits this call.
+
+    ``tool`` is a VM tool kind (``exec``, ``read``, ``write``, ``fetch``,
+    ``list``, ...) or a Claude tool name. For ``exec``, ``argv`` is the command;
+    a one-element argv holding shell text is split at ``|``, ``&&``, ``;`` and
+    each command must be allowed (command substitution is refused outright).
+    For file tools, ``argv`` holds the paths.
+    """
+    if policy.allowed_tools is None:
+        return
+    grants = parse_allowed_tools(policy.allowed_tools)
+    names = TOOL_KIND_GRANTS.get(tool, (tool,))
+    words = list(argv or ())
+    shown = f"{names[0]}({shlex.join(words)})" if words else names[0]
+    matching = [g for g in grants if g.tool in names]
+    allowed_text = " ".join(map(str, grants)) or "(none)"
+    if not matching:
+        raise SandboxViolation(f"tool {shown} is not in the skill's allowed-tools: {allowed_text}")
+    if any(g.specifier is None for g in matching) or not words:
+        return
+    if names[0] == "Bash":
+        commands = _shell_commands(words[0]) if len(words) == 1 and " " in words[0] else [words]
+        if commands is None:
+            raise SandboxViolation(
+                f"tool {shown} uses command substitution, which allowed-tools"
+                f" '{allowed_text}' cannot vouch for"
+            )
+        ok = all(any(_command_matches(g.specifier, c) for g in matching) for c in commands)
+    else:
+        ok = any(_path_matches(g.specifier, words) for g in matching)
+    if not ok:
+        raise SandboxViolation(f"tool {shown} is not in the skill's allowed-tools: {allowed_text}")
+
+
+def _cleanup_cgroups() -> None:
+    """Remove this process's cgroups at exit (they are empty by then)."""
+    if not _pids_cgroup_root.cache_info().currsize:
+        return
+    base = _pids_cgroup_root()
+    if base is None:
+        return
+    for group in base.glob("run-*"):
+        _rmdir_quiet(group)
+    _rmdir_quiet(base)
+
+
+atexit.register(_cleanup_cgroups)
+
+__all__ = [
+    "ExecResult",
+    "SandboxPolicy",
+    "SandboxViolation",
+    "ToolGrant",
+    "check_tool_allowed",
+    "looks_secret",
+    "network_isolation_available",
+    "parse_allowed_tools",
+    "process_limit_mechanism",
+    "resolve_path",
+    "run",
+    "scrub_env",
+]
