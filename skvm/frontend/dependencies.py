@@ -110,7 +110,7 @@ _INSTALL_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
 )
 
 _VERSION_SPLIT = re.compile(r"^(?P<name>[A-Za-z0-9_.\-\[\]@/]+?)(?P<spec>(?:==|>=|<=|~=|!=|>|<).+)?$")
-_PLACEHOLDER = re.compile(r"[<>{}$*]|\.\.\.")
+_PLACEHOLDER = re.compile(r"<[A-Za-z][^>]*>|[{}$*]|\.\.\.")
 
 
 def _package_words(args: str) -> Iterator[tuple[str, int]]:

@@ -508,12 +508,14 @@ class Lowering:
     def _refs_in(self, text: str, line: int, col: int) -> None:
         for rel, offset in self._mentions(text):
             at = line + text.count("\n", 0, offset)
+            line_start = text.rfind("\n", 0, offset) + 1
+            at_col = (col if at == line else 1) + offset - line_start
             sym = self.resource_symbols.get(rel)
             if sym is None:
                 if rel not in self.warned_missing:
                     self.warned_missing.add(rel)
                     self.diag.warning(f"reference to a file the skill does not contain: '{rel}'",
-                                      self.loc(at, col))
+                                      self.loc(at, at_col))
                 continue
             if sym in self.referenced:
                 continue
@@ -535,10 +537,13 @@ class Lowering:
         for m in _PATH_MENTION.finditer(text):
             found.append((m.start(1), m.group(1)))
         for rel in self.resource_symbols:
-            if "/" not in rel and len(rel) > 3:
-                k = text.find(rel)
-                if k >= 0 and (k == 0 or not (text[k - 1].isalnum() or text[k - 1] in "/_-")):
-                    found.append((k, rel))
+            if len(rel) <= 3:
+                continue
+            k = text.find(rel)
+            # A bare file name must stand alone; a path may follow a placeholder ("<dir>/x/y.py").
+            boundary = "_-" if "/" in rel else "/_-"
+            if k >= 0 and (k == 0 or not (text[k - 1].isalnum() or text[k - 1] in boundary)):
+                found.append((k, rel))
         for offset, raw in sorted(found):
             rel = _normalize_rel(raw)
             if rel is None or rel in seen:
@@ -653,9 +658,9 @@ def _walk_blocks(blocks: Iterable[Block]) -> Iterable[Block]:
     for block in blocks:
         yield block
         if isinstance(block, ListBlock):
-            for item in block.items:
-                yield item
-                yield from _walk_blocks(item.children)
+            yield from _walk_blocks(block.items)
+        elif isinstance(block, ListItem):
+            yield from _walk_blocks(block.children)
         elif isinstance(block, BlockQuote):
             yield from _walk_blocks(block.blocks)
 
@@ -665,6 +670,7 @@ class _ProcBuilder:
 
     def __init__(self, lowering: Lowering):
         self.lw = lowering
+        self.result_types: dict[str, T.Type] = {}
 
     # -- procs ---------------------------------------------------------------------------
     def procedure(self, procedure: Procedure) -> Op:
@@ -684,13 +690,24 @@ class _ProcBuilder:
             prev = value or prev
             k += 2 if consumed_else else 1
         ops.append(Op.build("ctl.return", operands=(prev or "task",)))
-        return self._proc(procedure.symbol, ops, procedure.loc, procedure.title)
+        result_type = self._type_of(ops, prev)
+        self.result_types[procedure.symbol] = result_type
+        return self._proc(procedure.symbol, ops, procedure.loc, procedure.title, result_type)
+
+    @staticmethod
+    def _type_of(ops: list[Op], name: str | None) -> T.Type:
+        for op in ops:
+            for value in op.results:
+                if value.name == name:
+                    return value.type
+        return T.TEXT
 
     def dispatcher(self, procedures: list[Procedure]) -> Op:
         """``main`` for a skill with several procedures: pick by the task, call."""
         self.names = {"task"}
         ops: list[Op] = []
         prev = "task"
+        prev_type = T.TEXT
         for n, procedure in enumerate(procedures, 1):
             cond = f"use{n}"
             ops.append(Op.build(
@@ -703,15 +720,18 @@ class _ProcBuilder:
             ))
             called = f"ran{n}"
             result = f"r{n}"
+            called_type = self.result_types.get(procedure.symbol, T.TEXT)
+            result_type = T.TEXT if called_type == T.TEXT and prev_type == T.TEXT else T.ANY
             then = Region((
-                Op.build("ctl.call", operands=("task",), results=(Value(called, T.TEXT),),
+                Op.build("ctl.call", operands=("task",), results=(Value(called, called_type),),
                          attributes={"callee": SymbolRef(procedure.symbol)}, loc=procedure.loc),
                 Op.build("ctl.yield", operands=(called,)),
             ))
             other = Region((Op.build("ctl.yield", operands=(prev,)),))
-            ops.append(Op.build("ctl.if", operands=(cond,), results=(Value(result, T.TEXT),),
+            ops.append(Op.build("ctl.if", operands=(cond,), results=(Value(result, result_type),),
                                 regions=(then, other), loc=procedure.loc))
             prev = result
+            prev_type = result_type
         ops.append(Op.build("ctl.return", operands=(prev,)))
         return self._proc("main", ops, self.lw.loc(1), None)
 
@@ -732,8 +752,9 @@ class _ProcBuilder:
         ops = [step, Op.build("ctl.return", operands=("result",))]
         return self._proc("main", ops, self.lw.loc(1), None)
 
-    def _proc(self, symbol: str, ops: list[Op], loc: Location, title: str | None) -> Op:
-        attributes: dict = {"sym_name": symbol, "result_types": (TypeAttr(T.TEXT),)}
+    def _proc(self, symbol: str, ops: list[Op], loc: Location, title: str | None,
+              result_type: T.Type = T.TEXT) -> Op:
+        attributes: dict = {"sym_name": symbol, "result_types": (TypeAttr(result_type),)}
         if title is not None:
             attributes["section"] = title
         return Op.build(
