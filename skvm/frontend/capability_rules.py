@@ -9,7 +9,7 @@ constraints, the number of sub-steps). The highest level per primitive wins.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 
@@ -25,10 +25,102 @@ class CapRule:
     pattern: re.Pattern
     #: "text": the step's prose; "code": code in the step; "any": both.
     where: str = "any"
+    #: Lowercase literals one of which every match contains (None: no prefilter).
+    needles: tuple[str, ...] | None = None
+
+
+_SPECIAL = set("()[]{}?*+|.^$")
+
+
+def _split_top(pattern: str) -> list[str]:
+    """Split a regex at its top-level ``|``."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def _group_end(pattern: str, start: int) -> int:
+    depth, i = 0, start
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _prefix(alternative: str) -> list[str] | None:
+    """Literal prefixes one of which every match of ``alternative`` starts with."""
+    alt = alternative
+    while True:
+        if alt.startswith("^"):
+            alt = alt[1:]
+        elif alt.startswith("\\b"):
+            alt = alt[2:]
+        else:
+            break
+    if alt.startswith("(?:"):
+        end = _group_end(alt, 0)
+        if end < 0 or (end + 1 < len(alt) and alt[end + 1] in "?*"):
+            return None
+        found: list[str] = []
+        for inner in _split_top(alt[3:end]):
+            sub = _prefix(inner)
+            if sub is None:
+                return None
+            found.extend(sub)
+        return found
+    literal = []
+    i = 0
+    while i < len(alt):
+        ch = alt[i]
+        if ch == "\\" and i + 1 < len(alt) and not alt[i + 1].isalnum():
+            literal.append(alt[i + 1])
+            i += 2
+            continue
+        if ch in _SPECIAL or ch == "\\":
+            if ch in "?*{" and literal:
+                literal.pop()  # the previous character is optional
+            break
+        literal.append(ch)
+        i += 1
+    text = "".join(literal).lower()
+    return [text] if len(text) >= 2 else None
+
+
+def needles_for(pattern: str) -> tuple[str, ...] | None:
+    """Lowercase literals one of which every match of ``pattern`` contains."""
+    found: list[str] = []
+    for alternative in _split_top(pattern):
+        sub = _prefix(alternative)
+        if sub is None:
+            return None
+        found.extend(sub)
+    return tuple(sorted(set(found)))
 
 
 def _r(primitive: str, level: int, pattern: str, where: str = "any") -> CapRule:
-    return CapRule(primitive, level, re.compile(pattern, re.IGNORECASE), where)
+    return CapRule(primitive, level, re.compile(pattern, re.IGNORECASE), where, needles_for(pattern))
 
 
 #: The rule table. Order does not matter: every rule is tried.
@@ -124,11 +216,16 @@ def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) ->
             best[primitive] = CapFinding(Cap(primitive, level), evidence.strip()[:80])
 
     code_text = "\n".join(code)
+    lowered = {id(text): text.lower(), id(code_text): code_text.lower()}
     for rule in CAP_RULES:
         targets = (text,) if rule.where == "text" else (code_text,) if rule.where == "code" else (text, code_text)
         for target in targets:
             if not target:
                 continue
+            if rule.needles is not None:
+                low = lowered[id(target)]
+                if not any(n in low for n in rule.needles):
+                    continue
             m = rule.pattern.search(target)
             if m:
                 note(rule.primitive, rule.level, m.group(0))

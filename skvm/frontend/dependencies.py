@@ -19,7 +19,7 @@ import ast
 import re
 import shlex
 import sys
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import attrs
 
@@ -77,21 +77,11 @@ IMPORT_TO_DISTRIBUTION: dict[str, str] = {
 
 #: Shell words that are not binaries worth requiring.
 SHELL_BUILTINS = frozenset(
-    """
-    . : [ [[ alias bg bind break builtin case cd command continue declare dirs disown echo enable
-    eval exec exit export false fc fg for function getopts hash help history if jobs kill let local
-    logout popd printf pushd pwd read readonly return select set shift shopt source suspend test
-    then time times trap true type typeset ulimit umask unalias unset until wait while do done fi
-    esac else elif sudo env nohup xargs
-    """.split()
+    [".", ":", "[", "[[", "alias", "bg", "bind", "break", "builtin", "case", "cd", "command", "continue", "declare", "dirs", "disown", "echo", "enable", "eval", "exec", "exit", "export", "false", "fc", "fg", "for", "function", "getopts", "hash", "help", "history", "if", "jobs", "kill", "let", "local", "logout", "popd", "printf", "pushd", "pwd", "read", "readonly", "return", "select", "set", "shift", "shopt", "source", "suspend", "test", "then", "time", "times", "trap", "true", "type", "typeset", "ulimit", "umask", "unalias", "unset", "until", "wait", "while", "do", "done", "fi", "esac", "else", "elif", "sudo", "env", "nohup", "xargs"]
 )
 #: Tools every POSIX system has; requiring them is noise.
 UBIQUITOUS = frozenset(
-    """
-    ls cat cp mv rm mkdir rmdir touch chmod chown ln grep egrep fgrep sed awk head tail sort uniq wc
-    cut tr tee find diff date sleep basename dirname which whoami uname pwd stat file du df ps
-    less more open xdg-open clear true false yes seq expr mktemp realpath readlink
-    """.split()
+    ["ls", "cat", "cp", "mv", "rm", "mkdir", "rmdir", "touch", "chmod", "chown", "ln", "grep", "egrep", "fgrep", "sed", "awk", "head", "tail", "sort", "uniq", "wc", "cut", "tr", "tee", "find", "diff", "date", "sleep", "basename", "dirname", "which", "whoami", "uname", "pwd", "stat", "file", "du", "df", "ps", "less", "more", "open", "xdg-open", "clear", "true", "false", "yes", "seq", "expr", "mktemp", "realpath", "readlink"]
 )
 
 _INSTALL_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
@@ -200,11 +190,7 @@ _JS_IMPORT = re.compile(
     r"""(?:require\(\s*['"](?P<a>[^'"]+)['"]\s*\)|import\s+(?:[^'";]+?\s+from\s+)?['"](?P<b>[^'"]+)['"])"""
 )
 _NODE_BUILTINS = frozenset(
-    """
-    assert buffer child_process cluster console constants crypto dgram dns domain events fs http http2
-    https inspector module net os path perf_hooks process punycode querystring readline repl stream
-    string_decoder sys timers tls tty url util v8 vm wasi worker_threads zlib test
-    """.split()
+    ["assert", "buffer", "child_process", "cluster", "console", "constants", "crypto", "dgram", "dns", "domain", "events", "fs", "http", "http2", "https", "inspector", "module", "net", "os", "path", "perf_hooks", "process", "punycode", "querystring", "readline", "repl", "stream", "string_decoder", "sys", "timers", "tls", "tty", "url", "util", "v8", "vm", "wasi", "worker_threads", "zlib", "test"]
 )
 
 
@@ -230,7 +216,7 @@ _BINARY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _INTERPRETERS = {"python": "python", "python3": "python", "node": "node"}
 #: Package managers: implied by the requirements they install, not listed as binaries.
 _PACKAGE_MANAGERS = frozenset(
-    "pip pip3 uv uvx pipx npm npx pnpm yarn apt apt-get brew cargo go gem".split()
+    ["pip", "pip3", "uv", "uvx", "pipx", "npm", "npx", "pnpm", "yarn", "apt", "apt-get", "brew", "cargo", "go", "gem"]
 )
 
 
@@ -291,7 +277,7 @@ def compatibility_requirements(text: str) -> list[Requirement]:
             word = raw.strip().strip("`'\"").lower()
             if not word or word in _COMPAT_SKIP or " " in word or not _BINARY_NAME.match(word):
                 continue
-            if word.startswith("python") or word.startswith("node"):
+            if word.startswith(("python", "node")):
                 continue
             found.append(Requirement("bin", word, None, m.group(0).strip(), offset=m.start()))
     return found

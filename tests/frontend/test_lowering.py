@@ -152,7 +152,7 @@ def test_bundled_script_invocation_becomes_tool_script(tmp_path):
 def test_for_each_step_becomes_loop(tmp_path):
     module, _ = lower(tmp_path, "# W\n\n1. For each file in the folder, count its lines.\n2. Report.\n")
     (loop,) = ops(module, "ctl.for_each")
-    listing = [o for o in ops(module, "llm.gen")][0]
+    listing = next(iter(ops(module, "llm.gen")))
     assert loop.operands == (listing.results[0].name,)
     assert loop.regions[0].args[0].name.startswith("item")
 
@@ -216,7 +216,7 @@ def test_bundled_files_become_resources_with_kinds_and_hashes(tmp_path):
 
 
 def test_mention_of_a_missing_file_is_a_warning(tmp_path):
-    module, engine = lower(tmp_path, "# R\n\nRead `references/nope.md` first.\n")
+    _module, engine = lower(tmp_path, "# R\n\nRead `references/nope.md` first.\n")
     (warning,) = engine.of(Severity.WARNING)
     assert "references/nope.md" in warning.message and (warning.loc.line, warning.loc.col) == (8, 7)
 
@@ -337,8 +337,8 @@ def test_corpus_imports_verifies_and_round_trips(folder, tmp_path):
     assert again.getvalue() == imported
 
 
-_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
-_NUMBERED = re.compile(r"^[ \t]*\d{1,3}[.)][ \t]+(\S.*)$", re.M)
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_NUMBERED = re.compile(r"^[ \t]*\d{1,3}[.)][ \t]+(\S.*)$", re.MULTILINE)
 _RULE_WORD = re.compile(r"\b(MUST|NEVER|ALWAYS|[Dd]o not|DO NOT)\b")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -331,15 +330,13 @@ def test_corpus_parses_and_keeps_every_fence():
             assert 1 <= block.line <= block.end_line <= text.count("\n") + 1, (path, block)
 
 
-def test_one_megabyte_is_linear_and_fast():
+def test_one_megabyte_parses_completely():
+    """A 1 MB body parses into every block (its speed is measured in benchmarks/)."""
     unit = (FIXTURES / "pdf-notes" / "SKILL.md").read_text() + "\n| a | b |\n|---|---|\n| 1 | 2 |\n"
-    big = unit * (1_000_000 // len(unit) + 1)
-    parse_markdown(unit)  # build the grammar outside the timing
-    start = time.perf_counter()
-    blocks = parse_markdown(big[:1_000_000])
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.5, elapsed
-    assert len(blocks) > 1000
+    copies = 1_000_000 // len(unit) + 1
+    blocks = parse_markdown(unit * copies)
+    tables = [b for b in blocks if isinstance(b, Table)]
+    assert len(tables) >= copies
 
 
 # -- fuzz --------------------------------------------------------------------------------
