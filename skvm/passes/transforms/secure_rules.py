@@ -10,24 +10,31 @@ kind:
 * ``frontmatter`` — the skill's frontmatter (``allowed-tools`` and friends).
 
 Each :class:`Rule` has a stable id (``SEC001``...), a kebab-case name, a
-severity and the kinds it applies to. Matchers are precompiled regexes or
-small functions over the text; everything here is independent of the IR so
-that it can be tested, and measured for false positives, on its own.
+severity and the kinds it applies to. Matchers are keyword-anchored regexes
+(:class:`KeyedPattern`) or small functions over the text; everything here is
+independent of the IR so that it can be tested, and measured for false
+positives, on its own.
 
 Severities are chosen so that an ``error`` is something an ordinary useful
 skill has no reason to do (pipe an unknown script into a shell, read SSH
 keys, send secrets out, hide instructions from the user); ``warning`` marks
 what is legitimate in some skills but deserves a look (``--no-verify``,
 cron jobs, unquoted arguments); ``note`` is informational (``sudo``).
+
+Speed: a regex that starts with an alternation or a lookbehind makes Python's
+``re`` try every position of a 30 KB SKILL.md. Every pattern here is
+therefore keyed by the literal words a match starts with; ``str.find`` (C
+speed) locates those words and the regex only runs there.
 """
 
 from __future__ import annotations
 
 import bisect
+import difflib
 import fnmatch
 import re
 import shlex
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
@@ -36,17 +43,97 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "note")
 
 # Code-block languages that are shell: such blocks are commands.
 SHELL_LANGS: frozenset[str] = frozenset(
-    {"sh", "bash", "shell", "zsh", "fish", "ksh", "console", "shell-session", "shellsession",
-     "terminal", "powershell", "ps1", "pwsh", "ps", "cmd", "bat", "batch"}
+    {
+        "sh",
+        "bash",
+        "shell",
+        "zsh",
+        "fish",
+        "ksh",
+        "console",
+        "shell-session",
+        "shellsession",
+        "terminal",
+        "powershell",
+        "ps1",
+        "pwsh",
+        "ps",
+        "cmd",
+        "bat",
+        "batch",
+    }
 )
 
 EXCERPT_MAX = 80
 
 Span = tuple[int, int]
-Matcher = Callable[[str], Iterable[Span]]
+Matcher = Callable[[str, str], Iterable[Span]]
 
 _I = re.IGNORECASE
 _M = re.MULTILINE
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def lower_same_length(text: str) -> str:
+    """Lower-case ``text`` keeping every offset (non-ASCII case folding can change lengths)."""
+    lowered = text.lower()
+    return lowered if len(lowered) == len(text) else text.translate(_ASCII_LOWER)
+
+
+@attrs.frozen
+class KeyedPattern:
+    """A regex that only runs where one of its literal keywords occurs.
+
+    A match must contain a keyword occurrence and start at most ``back``
+    characters before it (``back=0``: the match starts at the keyword).
+    """
+
+    keywords: tuple[str, ...]
+    regex: re.Pattern[str]
+    back: int = 0
+
+    def spans(self, text: str, lowered: str) -> Iterator[Span]:
+        """Spans of ``text`` matched, in keyword order (callers sort)."""
+        seen: set[int] = set()
+        for word in self.keywords:
+            i = lowered.find(word)
+            while i != -1:
+                if self.back:
+                    # The window bounds the cost of a miss; back-anchored
+                    # patterns are short (a path, a URL, a phrase).
+                    m = self._around(text, i)
+                else:
+                    m = self.regex.match(text, i)
+                if m is not None and m.start() not in seen:
+                    seen.add(m.start())
+                    yield m.span()
+                i = lowered.find(word, i + 1)
+
+    def _around(self, text: str, i: int) -> re.Match[str] | None:
+        """The match that starts at most ``back`` before ``i`` and covers it."""
+        pos = max(0, i - self.back)
+        end = min(len(text), i + 400)
+        while pos <= i:
+            m = self.regex.search(text, pos, end)
+            if m is None or m.start() > i:
+                return None
+            if m.end() > i:
+                return m
+            pos = m.start() + 1
+        return None
+
+
+def _kp(
+    keywords: str | tuple[str, ...], pattern: str, *, back: int = 0, flags: int = _I
+) -> KeyedPattern:
+    """Build a keyed pattern; ``keywords`` are lower-case literals, ``|``-separated or a tuple."""
+    words = tuple(keywords.split("|")) if isinstance(keywords, str) else keywords
+    return KeyedPattern(words, re.compile(pattern, flags), back)
+
+
+def _any(patterns: Iterable[KeyedPattern], text: str, lowered: str | None = None) -> bool:
+    low = lower_same_length(text) if lowered is None else lowered
+    return any(next(iter(p.spans(text, low)), None) is not None for p in patterns)
 
 
 @attrs.frozen
@@ -65,10 +152,10 @@ class Finding:
 class Rule:
     """A security rule: identity, severity, applicable kinds and a matcher.
 
-    ``patterns`` are searched in the text; ``check`` is a function yielding
-    match spans, for rules that need more than one regex. A rule may have
-    both. ``negatable`` rules skip matches in prose that a negation governs
-    ("never run ...", "do not read ...").
+    ``patterns`` are keyed regexes searched in the text; ``check`` is a
+    function ``(text, lowered) -> spans`` for rules that need more than one
+    regex. ``negatable`` rules skip matches inside prose that a negation
+    governs ("never run ...", "do not read ...").
     """
 
     id: str
@@ -77,32 +164,19 @@ class Rule:
     kinds: frozenset[str]
     description: str
     message: str
-    patterns: tuple[re.Pattern[str], ...] = ()
+    patterns: tuple[KeyedPattern, ...] = ()
     check: Matcher | None = None
     negatable: bool = False
     # Also run on inline code spans and HTML comment bodies inside prose.
     in_prose_code: bool = False
-    # Lower-case substrings one of which every match contains: a rule whose
-    # triggers are all absent is skipped (substring tests are much cheaper
-    # than running the regexes over a long SKILL.md).
-    triggers: tuple[str, ...] = ()
 
-    def applies_to(self, lowered: str) -> bool:
-        """Whether the rule can match the (lower-cased) text at all."""
-        return not self.triggers or any(t in lowered for t in self.triggers)
-
-    def spans(self, text: str) -> Iterator[Span]:
+    def spans(self, text: str, lowered: str | None = None) -> Iterator[Span]:
         """Every (start, end) span of ``text`` this rule matches."""
+        low = lower_same_length(text) if lowered is None else lowered
         for pattern in self.patterns:
-            for m in pattern.finditer(text):
-                yield m.span()
+            yield from pattern.spans(text, low)
         if self.check is not None:
-            yield from self.check(text)
-
-
-def _re(*alternatives: str, flags: int = 0) -> re.Pattern[str]:
-    """Compile alternatives into one pattern."""
-    return re.compile("|".join(f"(?:{a})" for a in alternatives), flags)
+            yield from self.check(text, low)
 
 
 def _kinds(*names: str) -> frozenset[str]:
@@ -127,71 +201,114 @@ TRUSTED_INSTALLERS: tuple[str, ...] = (
     "raw.githubusercontent.com/Homebrew/install/",
     "raw.githubusercontent.com/nvm-sh/nvm/",
     "get.sdkman.io",
-    "cli.github.com/",
     "claude.ai/install.sh",
     "ollama.com/install.sh",
     "pyenv.run",
 )
 
-# Hosts used to receive stolen data, tunnel out or paste payloads.
-EXFIL_HOSTS = (
-    r"hooks\.slack\.com/services|discord(?:app)?\.com/api/webhooks|webhook\.site|"
-    r"requestbin\.\w+|[\w-]+\.requestcatcher\.com|pipedream\.net|[\w-]+\.m\.pipedream\.net|"
-    r"[\w-]+\.ngrok(?:-free)?\.(?:io|app|dev)|ngrok\.io|burpcollaborator\.net|"
-    r"[\w-]+\.oast\.(?:fun|me|pro|site|live|online)|interact\.sh|interactsh\.com|"
-    r"transfer\.sh|pastebin\.com|paste\.ee|hastebin\.com|0x0\.st|ix\.io|termbin\.com|"
-    r"[\w-]+\.onion\b|api\.telegram\.org/bot|[\w-]+\.trycloudflare\.com|canarytokens\.com"
+# Hosts used to receive stolen data, tunnel out or paste payloads:
+# (keyword, regex of the host part).
+EXFIL_HOSTS: tuple[tuple[str, str], ...] = (
+    ("hooks.slack.com", r"hooks\.slack\.com/services"),
+    ("discord", r"discord(?:app)?\.com/api/webhooks"),
+    ("webhook.site", r"webhook\.site"),
+    ("requestbin.", r"requestbin\.\w+"),
+    ("requestcatcher.com", r"requestcatcher\.com"),
+    ("pipedream.net", r"pipedream\.net"),
+    ("ngrok", r"ngrok(?:-free)?\.(?:io|app|dev)"),
+    ("burpcollaborator.net", r"burpcollaborator\.net"),
+    ("oast.", r"oast\.(?:fun|me|pro|site|live|online)"),
+    ("interact.sh|interactsh.com", r"interact(?:\.sh|sh\.com)"),
+    ("transfer.sh", r"transfer\.sh"),
+    ("pastebin.com|paste.ee", r"paste(?:bin\.com|\.ee)"),
+    ("0x0.st", r"0x0\.st"),
+    ("ix.io", r"ix\.io"),
+    ("termbin.com", r"termbin\.com"),
+    (".onion", r"\.onion\b"),
+    ("api.telegram.org/bot", r"api\.telegram\.org/bot"),
+    ("trycloudflare.com", r"trycloudflare\.com"),
+    ("canarytokens.com", r"canarytokens\.com"),
+)
+_EXFIL_URL = KeyedPattern(
+    tuple(k for keys, _ in EXFIL_HOSTS for k in keys.split("|")),
+    re.compile("|".join(f"(?:{h})" for _, h in EXFIL_HOSTS), _I),
 )
 
-# Credential and key material that no ordinary skill reads.
-CREDENTIAL_PATHS = (
-    r"(?:~|\$HOME|\$\{HOME\}|%USERPROFILE%|/home/[\w.-]+|/root|/Users/[\w.-]+)/\.ssh"
-    r"(?:/(?!known_hosts\b|config\b|authorized_keys\b|[\w.-]+\.pub\b)[\w*.-]*)?(?![\w/.-])",
-    r"(?<![\w-])id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?(?![\w.-])",
-    r"['\"]\.ssh['\"]\s*[,)/]",
-    r"\.aws/credentials\b",
-    r"['\"]\.aws['\"]\s*[,)/]",
-    r"(?<![\w-])\.netrc\b",
-    r"\.kube/config\b",
-    r"/etc/(?:shadow|gshadow|master\.passwd|sudoers)\b",
-    r"\.config/gh/hosts\.ya?ml\b",
-    r"\.git-credentials\b",
-    r"(?:~|\$HOME|\$\{HOME\}|/home/[\w.-]+|/Users/[\w.-]+)/\.(?:npmrc|pypirc)\b",
-    r"\.docker/config\.json\b",
-    r"(?:~|\$HOME|\$\{HOME\})/\.gnupg\b",
-    r"\bsecurity\s+(?:find-(?:generic|internet)-password|dump-keychain)\b",
-    r"\blogin\.keychain(?:-db)?\b",
-    r"Library/Keychains\b",
-    r"(?:Google/Chrome|Chromium|BraveSoftware|Microsoft/Edge|google-chrome|chromium)"
-    r"/[^\n\"']{0,60}(?:Cookies|Login Data|Local State)\b",
-    r"\bcookies\.sqlite\b",
-    r"\blogins\.json\b",
-    r"\bkey[34]\.db\b",
-    r"\bwallet\.dat\b",
-    r"\.config/solana/id\.json\b",
-    r"\.ethereum/keystore\b",
-    r"\.config/gcloud/(?:credentials\.db|application_default_credentials\.json|access_tokens\.db)\b",
-    r"\.azure/(?:accessTokens\.json|msal_token_cache)",
-    r"\.terraform\.d/credentials",
-    r"(?:~|\$HOME)/\.(?:bash|zsh)_history\b",
-    r"/var/run/secrets/kubernetes\.io\b",
-    r"/proc/(?:self|\d+)/environ\b",
+# Credential and key material that no ordinary skill reads: (keywords, regex, back).
+CREDENTIAL_PATHS: tuple[tuple[str, str, int], ...] = (
+    (
+        "/.ssh|\\.ssh",
+        (
+            r"(?:~|\$HOME|\$\{HOME\}|%USERPROFILE%|\$env:USERPROFILE|/home/[\w.-]+|/root|/Users/[\w.-]+)"
+            r"[/\\]\.ssh(?:[/\\](?!known_hosts\b|config\b|authorized_keys\b|[\w.-]+\.pub\b)[\w*.-]*)?"
+            r"(?![\w/\\.-])"
+        ),
+        40,
+    ),
+    ("id_", r"(?<![\w-])id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?(?![\w.-])", 0),
+    (".ssh", r"['\"]\.ssh['\"]\s*[,)/]", 1),
+    (".aws/credentials|.aws\\credentials", r"\.aws[/\\]credentials\b", 0),
+    (".aws", r"['\"]\.aws['\"]\s*[,)/]", 1),
+    (".netrc", r"(?<![\w-])\.netrc\b", 0),
+    (".kube/config", r"\.kube/config\b", 0),
+    ("/etc/", r"/etc/(?:shadow|gshadow|master\.passwd|sudoers)\b", 0),
+    (".config/gh/hosts", r"\.config/gh/hosts\.ya?ml\b", 0),
+    (".git-credentials", r"\.git-credentials\b", 0),
+    (
+        "/.npmrc|/.pypirc",
+        r"(?:~|\$HOME|\$\{HOME\}|/home/[\w.-]+|/Users/[\w.-]+)/\.(?:npmrc|pypirc)\b",
+        40,
+    ),
+    (".docker/config.json", r"\.docker/config\.json\b", 0),
+    ("/.gnupg", r"(?:~|\$HOME|\$\{HOME\})/\.gnupg\b", 10),
+    ("security ", r"\bsecurity\s+(?:find-(?:generic|internet)-password|dump-keychain)\b", 0),
+    ("login.keychain", r"login\.keychain(?:-db)?\b", 0),
+    ("library/keychains", r"Library/Keychains\b", 0),
+    (
+        "cookies|login data|local state",
+        (
+            r"(?:Google/Chrome|Chromium|BraveSoftware|Microsoft/Edge|google-chrome|chromium)"
+            r"/[^\n\"']{0,60}(?:Cookies|Login Data|Local State)\b"
+        ),
+        100,
+    ),
+    ("cookies.sqlite", r"cookies\.sqlite\b", 0),
+    ("logins.json", r"logins\.json\b", 0),
+    ("key3.db|key4.db", r"key[34]\.db\b", 0),
+    ("wallet.dat", r"wallet\.dat\b", 0),
+    (".config/solana/id.json", r"\.config/solana/id\.json\b", 0),
+    (".ethereum/keystore", r"\.ethereum/keystore\b", 0),
+    (
+        ".config/gcloud/",
+        (
+            r"\.config/gcloud/(?:credentials\.db|application_default_credentials\.json|"
+            r"access_tokens\.db)\b"
+        ),
+        0,
+    ),
+    (".azure/", r"\.azure/(?:accessTokens\.json|msal_token_cache)", 0),
+    (".terraform.d/credentials", r"\.terraform\.d/credentials", 0),
+    ("_history", r"(?:~|\$HOME)/\.(?:bash|zsh)_history\b", 10),
+    ("/var/run/secrets/kubernetes.io", r"/var/run/secrets/kubernetes\.io\b", 0),
+    ("/proc/", r"/proc/(?:self|\d+)/environ\b", 0),
 )
-_CREDENTIAL_RE = _re(*CREDENTIAL_PATHS)
-_CREDENTIAL_TRIGGERS = (
-    ".ssh", "id_", ".aws", ".netrc", ".kube", "/etc/", "gh/hosts", ".git-credentials", "npmrc",
-    "pypirc", ".docker", ".gnupg", "security ", "keychain", "cookies", "login data", "local state",
-    "logins.json", "key3", "key4", "wallet", "solana", "ethereum", "gcloud", ".azure",
-    "terraform.d", "_history", "secrets/kubernetes", "/environ",
-)
+_CREDENTIAL = tuple(_kp(k, r, back=b) for k, r, b in CREDENTIAL_PATHS)
+_CREDENTIAL_SOURCE = "|".join(f"(?:{r})" for _, r, _ in CREDENTIAL_PATHS)
 
 # .env files hold secrets; examples and templates do not.
-DOTENV = r"(?<![\w.-])\.env(?:\.(?!example\b|sample\b|template\b|dist\b|defaults?\b|schema\b)[\w-]+)?(?![\w.-])"
+DOTENV = (
+    r"(?<![\w.-])\.env(?:\.(?!example\b|sample\b|template\b|dist\b|defaults?\b|schema\b)"
+    r"[\w-]+)?(?![\w.-])"
+)
 
-SECRET_ENV_NAME = r"[A-Z][A-Z0-9_]*(?:TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASS|PWD|CREDENTIALS?|COOKIE|SESSION)[A-Z0-9_]*"
+SECRET_ENV_NAME = (
+    r"[A-Z][A-Z0-9_]*(?:TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASS|PWD|CREDENTIALS?|"
+    r"COOKIE|SESSION)[A-Z0-9_]*"
+)
 
-# Expressions whose value is a secret.
-SECRET_SOURCES = (
+# Expressions whose value is a secret. Used on single statements, so one
+# combined regex is fine here.
+SECRET_SOURCES: tuple[str, ...] = (
     rf"\$\{{?{SECRET_ENV_NAME}\b\}}?",
     r"(?<![\w.$-])(?:printenv|env)(?=\s*(?:$|[|>);`]))",
     r"\bset\s*\|",
@@ -203,54 +320,54 @@ SECRET_SOURCES = (
     r"\bGet-ChildItem\s+env:",
     r"\$env:" + SECRET_ENV_NAME,
     DOTENV,
-    *CREDENTIAL_PATHS,
+    _CREDENTIAL_SOURCE,
 )
-_SECRET_RE = _re(*SECRET_SOURCES, flags=_M)
+_SECRET_RE = re.compile("|".join(f"(?:{s})" for s in SECRET_SOURCES), _M)
 
 # Calls and flags that send data somewhere else.
-NETWORK_SINKS = (
-    r"\bcurl\b[^\n]*?(?:\s-[a-zA-Z]*[dFT]\b|\s--data(?:-\w+)?\b|\s--form\b|\s--upload-file\b|"
-    r"\s-X\s*['\"]?(?:POST|PUT|PATCH)\b|\s--json\b)",
-    r"\bwget\b[^\n]*--post-(?:data|file)\b",
-    r"\bInvoke-(?:WebRequest|RestMethod)\b[^\n]*-(?:Body|InFile)\b",
-    r"(?<![\w-])(?:nc|ncat|netcat|socat|telnet)\s+(?:-[a-zA-Z]+\s+)*[\w.-]+\s+\d+",
-    r"/dev/(?:tcp|udp)/",
-    r"\bscp\b[^\n]*\s[\w.-]+@[\w.-]+:",
-    r"\brsync\b[^\n]*\s[\w.-]+@[\w.-]+:",
-    r"\b(?:dig|nslookup|host)\s+[^\n]*\$",
-    r"\brequests\.(?:post|put|patch)\s*\(",
-    r"\bhttpx\.(?:post|put|patch)\s*\(",
-    r"\burlopen\s*\([^\n]*\bdata\s*=",
-    r"\burllib\.request\.Request\s*\([^\n]*\bdata\s*=",
-    r"\.sendall?\s*\(",
-    r"\bsmtplib\b",
-    r"\bfetch\s*\([^\n]*\bmethod\s*:\s*['\"](?:POST|PUT|PATCH)",
-    r"\baxios\.(?:post|put|patch)\s*\(",
-    r"\bnavigator\.sendBeacon\b",
-    r"https?://(?:" + EXFIL_HOSTS + ")",
+_SINKS: tuple[KeyedPattern, ...] = (
+    _kp(
+        "curl",
+        r"\bcurl\b[^\n]*?(?:\s-[a-zA-Z]*[dFT]\b|\s--data(?:-\w+)?\b|\s--form\b|"
+        r"\s--upload-file\b|\s-X\s*['\"]?(?:POST|PUT|PATCH)\b|\s--json\b)",
+        flags=0,
+    ),
+    _kp("wget", r"\bwget\b[^\n]*--post-(?:data|file)\b"),
+    _kp("invoke-", r"\bInvoke-(?:WebRequest|RestMethod)\b[^\n]*-(?:Body|InFile)\b"),
+    _kp(
+        "nc |ncat|netcat|socat|telnet",
+        r"(?<![\w-])(?:nc|ncat|netcat|socat|telnet)\s+(?:-[a-zA-Z]+\s+)*[\w.-]+\s+\d+",
+    ),
+    _kp("/dev/tcp/|/dev/udp/", r"/dev/(?:tcp|udp)/"),
+    _kp("scp", r"\bscp\b[^\n]*\s[\w.-]+@[\w.-]+:"),
+    _kp("rsync", r"\brsync\b[^\n]*\s[\w.-]+@[\w.-]+:"),
+    _kp("dig |nslookup|host ", r"\b(?:dig|nslookup|host)\s+[^\n]*\$"),
+    _kp("requests.", r"\brequests\.(?:post|put|patch)\s*\("),
+    _kp("httpx.", r"\bhttpx\.(?:post|put|patch)\s*\("),
+    _kp("urlopen", r"\burlopen\s*\([^\n]*\bdata\s*="),
+    _kp("urllib.request.request", r"\burllib\.request\.Request\s*\([^\n]*\bdata\s*="),
+    _kp(".send", r"\.sendall?\s*\("),
+    _kp("smtplib", r"\bsmtplib\b"),
+    _kp("fetch", r"\bfetch\s*\([^\n]*\bmethod\s*:\s*['\"](?:POST|PUT|PATCH)"),
+    _kp("axios.", r"\baxios\.(?:post|put|patch)\s*\("),
+    _kp("sendbeacon", r"\bnavigator\.sendBeacon\b"),
+    _EXFIL_URL,
 )
-_SINK_RE = _re(*NETWORK_SINKS, flags=_I | _M)
-_HOST_TRIGGERS = (
-    "webhook", "slack.com", "discord", "requestbin", "requestcatcher", "pipedream", "ngrok",
-    "burpcollaborator", "oast.", "interact", "transfer.sh", "paste", "0x0.st", "ix.io", "termbin",
-    ".onion", "telegram", "trycloudflare", "canarytokens",
-)
-_SINK_TRIGGERS = (
-    "curl", "wget", "invoke-", "nc ", "ncat", "netcat", "socat", "telnet", "/dev/tcp", "/dev/udp",
-    "scp", "rsync", "dig ", "nslookup", "host ", "requests.", "httpx.", "urlopen", "request(",
-    "send", "smtplib", "fetch", "axios", "sendbeacon",
-) + _HOST_TRIGGERS
 
 # Where a secret legitimately goes: authentication headers of the API call.
-_AUTH_MASK_RE = _re(
-    r"(?:-H|--header)\s*(?:\"[^\"\n]*\"|'[^'\n]*'|\S+)",
-    r"(?<![\w-])-u\s+\S+",
-    r"--oauth2-bearer\s+\S+",
-    r"['\"](?:Authorization|Proxy-Authorization|X-[\w-]*(?:Key|Token)|Api-Key|PRIVATE-TOKEN)['\"]\s*:\s*[^,}\n]+",
-    r"\bheaders\s*=\s*\{[^}\n]*\}",
-    r"\bauth\s*=\s*\([^)\n]*\)",
-    r"\bBearer\s+\S+",
-    flags=_I,
+_AUTH_MASKS: tuple[KeyedPattern, ...] = (
+    _kp("-h|--header", r"(?<![\w-])(?:-H|--header)\s*(?:\"[^\"\n]*\"|'[^'\n]*'|\S+)", flags=0),
+    _kp("-u ", r"(?<![\w-])-u\s+\S+", flags=0),
+    _kp("--oauth2-bearer", r"--oauth2-bearer\s+\S+"),
+    _kp(
+        "authorization|api-key|private-token|key\"|key'|token\"|token'",
+        r"['\"](?:Authorization|Proxy-Authorization|X-[\w-]*(?:Key|Token)|Api-Key|PRIVATE-TOKEN)['\"]"
+        r"\s*:\s*[^,}\n]+",
+        back=40,
+    ),
+    _kp("headers", r"\bheaders\s*=\s*\{[^}\n]*\}"),
+    _kp("auth", r"\bauth\s*=\s*\([^)\n]*\)"),
+    _kp("bearer", r"\bBearer\s+\S+"),
 )
 
 # Words that mark a sentence as negated advice ("never", "do not").
@@ -259,22 +376,22 @@ _NEGATION_RE = re.compile(
     r"shouldn't|won't|cannot|can't|instead\s+of|rather\s+than)\b",
     _I,
 )
-
-_SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)|\n\s*\n|\n\s*[-*#>]|\n\s*\d+\.")
+# Sentence ends, not counting the abbreviations "e.g." and "i.e.".
+_SENTENCE_END_RE = re.compile(r"(?<!e\.g)(?<!i\.e)[.!?](?:\s|$)|\n\s*\n|\n\s*[-*#>]|\n\s*\d+\.")
 
 
 def _sentence_start(text: str, pos: int) -> int:
     """Index where the sentence holding ``pos`` starts."""
-    start = 0
-    for m in _SENTENCE_END_RE.finditer(text, max(0, pos - 400), pos):
+    start = max(0, pos - 400)
+    for m in _SENTENCE_END_RE.finditer(text, start, pos):
         start = m.end()
     return start
 
 
 def _sentence_end(text: str, pos: int) -> int:
     """Index where the sentence holding ``pos`` ends."""
-    m = _SENTENCE_END_RE.search(text, pos)
-    return m.start() if m else len(text)
+    m = _SENTENCE_END_RE.search(text, pos, pos + 400)
+    return m.start() if m else min(len(text), pos + 400)
 
 
 def _negated(text: str, pos: int) -> bool:
@@ -289,29 +406,46 @@ def _quoted_phrase(text: str, start: int) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Matchers that need more than one regex.
+# Remote code execution.
 # ---------------------------------------------------------------------------
 
 _URL_RE = re.compile(r"https?://[^\s\"'|;)<>`]+", _I)
 _INTERP_SH = r"(?:sudo\s+(?:-\S+\s+)*)?(?:env\s+(?:\w+=\S*\s+)*)?(?:ba|z|k|da|fi)?sh\b"
 _INTERP_OTHER = r"(?:sudo\s+)?(?:python[0-9.]*|perl|ruby|node|php)(?=\s*(?:-\s|-$|$|[;&|)]))"
-_PIPE_TO_SHELL_RE = re.compile(
-    rf"\b(?:curl|wget|fetch)\b(?:[^\n;&]|&(?!&))*?\|\s*(?:{_INTERP_SH}|{_INTERP_OTHER})", _I | _M
-)
-_OTHER_REMOTE_EXEC_RE = _re(
-    r"\b(?:irm|iwr|Invoke-RestMethod|Invoke-WebRequest)\b[^\n]*\|\s*(?:iex|Invoke-Expression)\b",
-    r"\b(?:iex|Invoke-Expression)\b[^\n]*\b(?:irm|iwr|Invoke-RestMethod|Invoke-WebRequest|DownloadString)\b",
-    r"(?:\b(?:ba|z)?sh|\bsource|(?<![\w.])\.)\s+<\(\s*(?:curl|wget)\b[^)\n]*\)",
-    r"\b(?:(?:ba|z)?sh|python[0-9.]*|perl|ruby|node)\s+-c\s+[\"']?\$\(\s*(?:curl|wget)\b[^)\n]*\)",
-    r"\beval\s+[\"']?\$\(\s*(?:curl|wget)\b[^)\n]*\)",
-    r"\b(?:exec|eval)\s*\(\s*(?:requests\.get|httpx\.get|urllib\.request\.urlopen|urlopen|\(?\s*await\s+fetch)\b",
-    flags=_I | _M,
+_REMOTE_EXEC: tuple[KeyedPattern, ...] = (
+    _kp(
+        "curl|wget",
+        rf"\b(?:curl|wget)\b(?:[^\n;&]|&(?!&))*?\|\s*(?:{_INTERP_SH}|{_INTERP_OTHER})",
+        flags=_I | _M,
+    ),
+    _kp(
+        "irm|iwr|invoke-restmethod|invoke-webrequest",
+        r"\b(?:irm|iwr|Invoke-RestMethod|Invoke-WebRequest)\b[^\n]*\|\s*(?:iex|Invoke-Expression)\b",
+    ),
+    _kp(
+        "iex|invoke-expression",
+        r"\b(?:iex|Invoke-Expression)\b[^\n]*\b(?:irm|iwr|Invoke-RestMethod|Invoke-WebRequest|"
+        r"DownloadString)\b",
+    ),
+    _kp("<(", r"(?:\b(?:ba|z)?sh|\bsource|(?<![\w.])\.)\s+<\(\s*(?:curl|wget)\b[^)\n]*\)", back=12),
+    _kp(
+        "$(",
+        r"\b(?:(?:ba|z)?sh|python[0-9.]*|perl|ruby|node)\s+-c\s+[\"']?\$\(\s*(?:curl|wget)\b"
+        r"[^)\n]*\)",
+        back=20,
+    ),
+    _kp("eval", r"\beval\s+[\"']?\$\(\s*(?:curl|wget)\b[^)\n]*\)"),
+    _kp(
+        "exec|eval",
+        r"\b(?:exec|eval)\s*\(\s*(?:requests\.get|httpx\.get|urllib\.request\.urlopen|"
+        r"urlopen|\(?\s*await\s+fetch)\b",
+    ),
 )
 # Fetch (or decode) into a file, then run that file.
-_WRITE_FILE_RE = re.compile(
+_WRITE_FILE = _kp(
+    "curl|wget|base64|xxd",
     r"\b(?:curl|wget|base64\s+(?:-d|--decode|-D)|xxd\s+-r)\b[^\n;&|]*?"
     r"(?:\s-o\s*|\s--output(?:-document)?[=\s]\s*|\s-O\s+|>\s*)([\w./~${}-]+)",
-    _I,
 )
 
 
@@ -323,94 +457,166 @@ def _host_trusted(span_text: str) -> bool:
     return any(rest.startswith(prefix) for prefix in TRUSTED_INSTALLERS)
 
 
-def _remote_exec_spans(text: str) -> Iterator[tuple[int, int, bool]]:
-    """Spans of remote code run by a shell, with whether the host is trusted."""
-    for m in _PIPE_TO_SHELL_RE.finditer(text):
-        yield m.start(), m.end(), _host_trusted(m.group())
-    for m in _OTHER_REMOTE_EXEC_RE.finditer(text):
-        yield m.start(), m.end(), _host_trusted(m.group())
-    for m in _WRITE_FILE_RE.finditer(text):
-        if not re.match(r"(?:curl|wget)", m.group(), _I):
+def _written_then_run(text: str, lowered: str, fetchers: bool) -> Iterator[Span]:
+    """A file written by a download (or a decoder) and then executed."""
+    for start, end in _WRITE_FILE.spans(text, lowered):
+        m = _WRITE_FILE.regex.match(text, start)
+        assert m is not None
+        if bool(re.match(r"curl|wget", m.group(), _I)) != fetchers:
             continue
         name = m.group(1).rsplit("/", 1)[-1]
-        if not name or name in {"-", "/dev/null"}:
+        if not name or name in {"-", "null"}:
             continue
         run = re.compile(
             r"(?:\b(?:ba|z)?sh|\bsource|(?<![\w.])\.|\bpython[0-9.]*|\bperl|\bchmod\s+\+?[0-7]*x?|"
             r"\bpowershell|&|;)\s+(?:-\S+\s+)*[\"']?[\w./~${}-]*" + re.escape(name) + r"(?![\w.-])"
         )
-        after = run.search(text, m.end(), m.end() + 400)
+        after = run.search(text, end, end + 400)
         if after is not None:
-            yield m.start(), after.end(), _host_trusted(m.group())
+            yield start, after.end()
 
 
-def _remote_exec_untrusted(text: str) -> Iterator[Span]:
-    for start, end, trusted in _remote_exec_spans(text):
-        if not trusted:
-            yield start, end
+def _remote_exec_spans(text: str, lowered: str) -> Iterator[tuple[int, int, bool]]:
+    """Spans of remote code run by a shell, with whether the host is trusted."""
+    for pattern in _REMOTE_EXEC:
+        for start, end in pattern.spans(text, lowered):
+            yield start, end, _host_trusted(text[start:end])
+    for start, end in _written_then_run(text, lowered, fetchers=True):
+        yield start, end, _host_trusted(text[start:end])
 
 
-def _remote_exec_trusted(text: str) -> Iterator[Span]:
-    for start, end, trusted in _remote_exec_spans(text):
-        if trusted:
-            yield start, end
+def _remote_exec_untrusted(text: str, lowered: str) -> Iterator[Span]:
+    return ((s, e) for s, e, trusted in _remote_exec_spans(text, lowered) if not trusted)
 
 
-def _decode_then_run(text: str) -> Iterator[Span]:
-    """A payload decoded into a file and then executed."""
-    for m in _WRITE_FILE_RE.finditer(text):
-        if re.match(r"(?:curl|wget)", m.group(), _I):
-            continue
-        name = re.escape(m.group(1).rsplit("/", 1)[-1])
-        run = re.compile(rf"(?:\b(?:ba|z)?sh|\bsource|\bpython[0-9.]*|\bchmod\s+\+?x?)\s+[\w./~$-]*{name}\b")
-        after = run.search(text, m.end(), m.end() + 400)
-        if after is not None:
-            yield m.start(), after.end()
+def _remote_exec_trusted(text: str, lowered: str) -> Iterator[Span]:
+    return ((s, e) for s, e, trusted in _remote_exec_spans(text, lowered) if trusted)
 
 
-_RM_RE = re.compile(r"(?<![\w-])rm\s+((?:[^\n;&|]|\\\n)*)")
+def _decode_then_run(text: str, lowered: str) -> Iterator[Span]:
+    return _written_then_run(text, lowered, fetchers=False)
+
+
+# ---------------------------------------------------------------------------
+# Destruction.
+# ---------------------------------------------------------------------------
+
+_RM = _kp("rm", r"(?<![\w-])rm\s+((?:[^\n;&|]|\\\n)*)", flags=0)
 # Targets whose recursive removal destroys a home, a system or an unknown cwd.
 DANGEROUS_RM_TARGETS: frozenset[str] = frozenset(
-    {"/", "/*", "~", "~/", "~/*", "$HOME", "$HOME/", "$HOME/*", "${HOME}", "${HOME}/", "${HOME}/*",
-     "*", ".", "..", "./", "../", "/etc", "/usr", "/var", "/bin", "/boot", "/lib", "/home",
-     "/root", "/opt", "/System", "/Users", "/home/*", "/Users/*", "C:\\", "C:/"}
+    {
+        "/",
+        "/*",
+        "~",
+        "~/",
+        "~/*",
+        "$HOME",
+        "$HOME/",
+        "$HOME/*",
+        "${HOME}",
+        "${HOME}/",
+        "${HOME}/*",
+        "*",
+        ".",
+        "..",
+        "./",
+        "../",
+        "/etc",
+        "/usr",
+        "/var",
+        "/bin",
+        "/boot",
+        "/lib",
+        "/home",
+        "/root",
+        "/opt",
+        "/System",
+        "/Users",
+        "/home/*",
+        "/Users/*",
+        "C:\\",
+        "C:/",
+    }
 )
 
 
-def _dangerous_rm(text: str) -> Iterator[Span]:
-    for m in _RM_RE.finditer(text):
+def _dangerous_rm(text: str, lowered: str) -> Iterator[Span]:
+    for start, end in _RM.spans(text, lowered):
+        args = text[start:end].split(None, 1)[1] if len(text[start:end].split(None, 1)) > 1 else ""
         try:
-            words = shlex.split(m.group(1), comments=True)
+            words = shlex.split(args, comments=True)
         except ValueError:
-            words = m.group(1).split()
+            words = args.split()
         flags = "".join(w[1:] for w in words if w.startswith("-") and not w.startswith("--"))
         longs = {w for w in words if w.startswith("--")}
         recursive = "r" in flags.lower() or "--recursive" in longs
         targets = [w for w in words if not w.startswith("-")]
-        if recursive and any(t.rstrip() in DANGEROUS_RM_TARGETS for t in targets):
-            yield m.start(), m.end()
-        elif "--no-preserve-root" in longs:
-            yield m.start(), m.end()
+        if (
+            recursive
+            and any(t in DANGEROUS_RM_TARGETS for t in targets)
+            or "--no-preserve-root" in longs
+        ):
+            yield start, end
 
 
-_GIT_PUSH_RE = re.compile(r"\bgit\s+push\b[^\n;&|]*")
+_GIT_PUSH = _kp("git", r"\bgit\s+push\b[^\n;&|]*", flags=0)
 
 
-def _force_push_main(text: str) -> Iterator[Span]:
-    for m in _GIT_PUSH_RE.finditer(text):
-        seg = m.group()
+def _force_push_main(text: str, lowered: str) -> Iterator[Span]:
+    for start, end in _GIT_PUSH.spans(text, lowered):
+        seg = text[start:end]
         forced = re.search(r"\s(?:--force(?!-with-lease)\b|-f\b)|\s\+(?:main|master)\b", seg)
         if forced and re.search(r"\b(?:main|master)\b", seg):
-            yield m.span()
+            yield start, end
 
 
-_SHELL_ASSIGN_RE = re.compile(r"^\s*(?:export\s+|local\s+|readonly\s+)?([A-Za-z_]\w*)=(.*)$")
-_PY_ASSIGN_RE = re.compile(r"^\s*(?:const\s+|let\s+|var\s+)?([A-Za-z_]\w*)\s*(?::[^=\n]+)?=(?!=)(.*)$", re.S)
+def _destructive(text: str, lowered: str) -> Iterator[Span]:
+    yield from _dangerous_rm(text, lowered)
+    yield from _force_push_main(text, lowered)
 
 
-def _mask(text: str, pattern: re.Pattern[str]) -> str:
-    """Blank out every match of ``pattern``, keeping offsets."""
-    return pattern.sub(lambda m: " " * len(m.group()), text)
+# A script that connects out, receives text and runs it as a command.
+_SOCKET_CONNECT = _kp("create_connection|.connect(", r"create_connection\s*\(|\.connect\s*\(")
+_SOCKET_RECEIVE = _kp(".recv", r"\.recv(?:from)?\s*\(")
+_RUN_RECEIVED = _kp(
+    "shell=true|os.system|os.popen|exec(|child_process",
+    r"shell\s*=\s*True|os\.(?:system|popen)\s*\(|\bexec\s*\(|child_process",
+)
+
+
+def _remote_command_channel(text: str, lowered: str) -> Iterator[Span]:
+    if _any((_SOCKET_CONNECT,), text, lowered) and _any((_SOCKET_RECEIVE,), text, lowered):
+        yield from _RUN_RECEIVED.spans(text, lowered)
+
+
+# ---------------------------------------------------------------------------
+# Secrets leaving the machine.
+# ---------------------------------------------------------------------------
+
+_SHELL_ASSIGN_RE = re.compile(
+    r"^\s*(?:export\s+|local\s+|readonly\s+)?([A-Za-z_]\w*)=(.*)$", re.DOTALL
+)
+_PY_ASSIGN_RE = re.compile(
+    r"^\s*(?:const\s+|let\s+|var\s+)?([A-Za-z_]\w*)\s*(?::[^=\n]+)?=(?!=)(.*)$", re.DOTALL
+)
+
+
+def _masked(text: str, lowered: str, patterns: Iterable[KeyedPattern]) -> str:
+    """``text`` with every match of ``patterns`` blanked out, offsets kept."""
+    spans = sorted(s for p in patterns for s in p.spans(text, lowered))
+    if not spans:
+        return text
+    out: list[str] = []
+    pos = 0
+    for start, end in spans:
+        start = max(start, pos)
+        if start >= end:
+            continue
+        out.append(text[pos:start])
+        out.append(" " * (end - start))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -422,7 +628,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         pos += len(line)
         stripped = line.rstrip("\r\n")
         depth += sum(stripped.count(c) for c in "([{") - sum(stripped.count(c) for c in ")]}")
-        if depth > 0 and depth < 20 or stripped.endswith("\\"):
+        if 0 < depth < 20 or stripped.endswith("\\"):
             continue
         depth = 0
         yield start, text[start:pos]
@@ -431,43 +637,63 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield start, text[start:]
 
 
-def _secret_exfiltration(text: str) -> Iterator[Span]:
-    """A statement that sends a secret (directly or via a variable) out."""
-    masked = _mask(text, _AUTH_MASK_RE)
+def _mentions(text: str, names: set[str]) -> bool:
+    return any(re.search(rf"(?<![\w-]){re.escape(n)}\b", text) for n in names)
+
+
+def _secret_flows(text: str, sinks: list[Span]) -> Iterator[Span]:
+    """Sinks whose statement holds a secret, directly or through a variable.
+
+    A one-level taint analysis over statements in order: a variable assigned
+    from a secret (or from a tainted variable) is tainted; a statement with a
+    sink that mentions a secret or a tainted variable leaks it.
+    """
     tainted: set[str] = set()
-    for start, stmt in _logical_lines(masked):
-        sink = _SINK_RE.search(stmt)
-        if sink is not None:
-            if _SECRET_RE.search(stmt) or _mentions(stmt, tainted):
-                yield start + sink.start(), start + sink.end()
-                continue
+    for start, stmt in _logical_lines(text):
+        end = start + len(stmt)
+        inside = [s for s in sinks if start <= s[0] < end]
+        if inside and (_SECRET_RE.search(stmt) or (tainted and _mentions(stmt, tainted))):
+            yield inside[0]
+            continue
         assign = _SHELL_ASSIGN_RE.match(stmt) or _PY_ASSIGN_RE.match(stmt)
         if assign and (_SECRET_RE.search(assign.group(2)) or _mentions(assign.group(2), tainted)):
             tainted.add(assign.group(1))
 
 
-def _mentions(text: str, names: set[str]) -> bool:
-    return any(re.search(rf"(?<![\w-]){re.escape(n)}\b", text) for n in names)
+def _secret_exfiltration(text: str, lowered: str) -> Iterator[Span]:
+    """A statement that sends a secret (directly or via a variable) out."""
+    if not any(next(iter(p.spans(text, lowered)), None) for p in _SINKS):
+        return
+    # Secrets in authentication headers go to the API they authenticate to.
+    masked = _masked(text, lowered, _AUTH_MASKS)
+    masked_lower = lower_same_length(masked)
+    sinks = sorted(s for p in _SINKS for s in p.spans(masked, masked_lower))
+    yield from _secret_flows(masked, sinks)
 
 
-def _secret_to_exfil_host(text: str) -> Iterator[Span]:
+def _secret_to_exfil_host(text: str, lowered: str) -> Iterator[Span]:
     """Any secret sent to a known exfiltration host, even inside a header."""
-    host = re.compile(r"https?://(?:" + EXFIL_HOSTS + ")", _I)
-    for start, stmt in _logical_lines(text):
-        m = host.search(stmt)
-        if m and _SECRET_RE.search(stmt):
-            yield start + m.start(), start + m.end()
+    hosts = sorted(_EXFIL_URL.spans(text, lowered))
+    if hosts:
+        yield from _secret_flows(text, hosts)
 
 
-_DOTENV_READ_RE = _re(
-    r"\b(?:cat|less|more|head|tail|source|grep|base64|xxd|strings|scp)\s+[^\n|;&]*?" + DOTENV,
-    r"(?<![\w.])\.\s+" + DOTENV,
-    r"\bopen\s*\(\s*['\"][^'\"\n]*?" + DOTENV + r"['\"]",
-    r"\breadFileSync\s*\(\s*['\"][^'\"\n]*?" + DOTENV + r"['\"]",
-    r"@" + DOTENV,
+_DOTENV_READ: tuple[KeyedPattern, ...] = (
+    _kp(
+        "cat|less|more|head|tail|source|grep|base64|xxd|strings|scp",
+        r"\b(?:cat|less|more|head|tail|source|grep|base64|xxd|strings|scp)\s+[^\n|;&]*?" + DOTENV,
+    ),
+    _kp(". ", r"(?<![\w.])\.\s+" + DOTENV),
+    _kp("open", r"\bopen\s*\(\s*['\"][^'\"\n]*?" + DOTENV + r"['\"]"),
+    _kp("readfilesync", r"\breadFileSync\s*\(\s*['\"][^'\"\n]*?" + DOTENV + r"['\"]"),
+    _kp("@.env", r"@" + DOTENV),
 )
 
-# Placeholders for text that comes from the user.
+
+# ---------------------------------------------------------------------------
+# Untrusted input reaching a shell.
+# ---------------------------------------------------------------------------
+
 _PLACEHOLDER = (
     r"\$ARGUMENTS(?:\[\d+\])?|\$\{ARGUMENTS\}|\$[1-9@*](?!\w)|\$\{[1-9@*]\}|"
     r"\$\{?(?:user_?input|input|USER_INPUT|INPUT|query|QUERY)\}?(?!\w)|"
@@ -477,8 +703,10 @@ _PLACEHOLDER = (
 _PLACEHOLDER_RE = re.compile(_PLACEHOLDER)
 
 
-def _unquoted_placeholders(text: str) -> Iterator[Span]:
+def _unquoted_placeholders(text: str, lowered: str) -> Iterator[Span]:
     """Placeholders outside any quotes in a command line."""
+    if _PLACEHOLDER_RE.search(text) is None:
+        return
     quote = ""
     i = 0
     n = len(text)
@@ -502,88 +730,153 @@ def _unquoted_placeholders(text: str) -> Iterator[Span]:
                 yield m.span()
                 i = m.end()
                 continue
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            # A shell comment runs to the end of the line.
+            newline = text.find("\n", i)
+            i = n if newline == -1 else newline
+            continue
         i += 1
 
 
-_EVAL_INPUT_RE = re.compile(
+_EVAL_INPUT = _kp(
+    "eval|sh -c|bash -c|zsh -c|python|node -e|perl -e|os.system|subprocess",
     r"\b(?:eval|(?:ba|z)?sh\s+-c|python[0-9.]*\s+-c|node\s+-e|perl\s+-e|os\.system|"
-    r"subprocess\.\w+\([^)\n]*shell\s*=\s*True)\s*\(?\s*[\"'f]?[^\n]{0,40}?(?:" + _PLACEHOLDER + ")"
+    r"subprocess\.\w+\([^)\n]*shell\s*=\s*True)\s*\(?\s*[\"'f]?[^\n]{0,40}?(?:"
+    + _PLACEHOLDER
+    + ")",
+    flags=0,
 )
 
-_HTML_COMMENT_RE = re.compile(r"<!--(.*?)-->", re.S)
+
+# ---------------------------------------------------------------------------
+# Instructions aimed at the model.
+# ---------------------------------------------------------------------------
+
+_INJECTION: tuple[KeyedPattern, ...] = (
+    _kp(
+        "ignore|disregard|forget|override|bypass",
+        r"(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|every\s+|of\s+)*"
+        r"(?:previous|prior|above|earlier|preceding|former|original|system|safety|existing|other)\s+"
+        r"(?:instructions?|rules?|directions?|prompts?|guidelines?|guardrails?|constraints?|messages?|"
+        r"context|polic(?:y|ies))\b",
+    ),
+    _kp(
+        "ignore|disregard|forget|override|bypass",
+        r"(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+)?(?:your|the)\s+(?:rules|instructions|"
+        r"system\s+prompt|guidelines|safety\s+\w+|restrictions|programming|training|guardrails)\b",
+    ),
+    _kp(
+        "you are now",
+        r"you\s+are\s+now\s+(?:in\s+)?(?:an?\s+)?(?:developer|dev|god|admin|jailbreak|"
+        r"jailbroken|unrestricted|unfiltered|DAN|maintenance|debug|root)\b",
+    ),
+    _kp(
+        "enable|enter|activate|switch to",
+        r"(?:enable|enter|activate|switch\s+to)\s+(?:developer|god|jailbreak|DAN|unrestricted)\s+mode\b",
+    ),
+    _kp(
+        "do not|don't|never",
+        r"(?:do\s+not|don't|never)\s+(?:tell|inform|notify|alert|warn|mention\s+(?:this|it|that|anything)"
+        r"\s+to|reveal\s+(?:this|it)\s+to|show\s+(?:this|it)\s+to)\s+(?:the\s+)?user\b"
+        # "do not tell the user to run it" is advice about the user, not secrecy.
+        r"(?!\s+(?:to|how)\b)",
+    ),
+    _kp(
+        "hide|conceal",
+        r"(?:hide|conceal)\s+(?:this|it|these|that|the\s+\w+(?:\s+\w+)?)\s+from\s+"
+        r"(?:the\s+)?user\b",
+    ),
+    _kp("keep", r"keep\s+(?:this|it|these)\s+(?:secret|hidden)\s+from\s+(?:the\s+)?user\b"),
+    _kp("exfiltrate", r"\bexfiltrate\b"),
+    _kp(
+        "already",
+        r"already\s+(?:granted|given|approved|authorized|consented\s+to)\s+(?:you\s+)?"
+        r"(?:full\s+|blanket\s+|all\s+)?(?:permissions?|access|consent|approval)\b",
+    ),
+    _kp("new system prompt", r"new\s+system\s+prompt\s*:"),
+    _kp(
+        ("im_start", "<|system|>", "[system"),
+        r"<\|?im_start\|?>\s*system|<\|system\|>|"
+        r"\[\s*SYSTEM\s*(?:PROMPT|OVERRIDE)\s*\]",
+        back=3,
+    ),
+    _kp(
+        "authorized|approved",
+        r"\b(?:this|these)\s+(?:instructions?|actions?|requests?|steps?)\s+(?:is|are|has\s+been|"
+        r"have\s+been)\s+(?:pre-?)?(?:authorized|approved)\s+by\s+(?:anthropic|openai|the\s+(?:system|"
+        r"administrator|developers?|security\s+team))",
+        back=60,
+    ),
+    _kp(
+        "system prompt|hidden instructions|initial instructions",
+        r"(?:reveal|print|output|repeat|leak)\s+(?:your|the)\s+(?:system\s+prompt|hidden\s+instructions|"
+        r"initial\s+instructions)\b",
+        back=20,
+    ),
+)
+
+
+def _prompt_injection(text: str, lowered: str) -> Iterator[Span]:
+    for pattern in _INJECTION:
+        for start, end in pattern.spans(text, lowered):
+            if not _quoted_phrase(text, start) and (start == 0 or not text[start - 1].isalnum()):
+                yield start, end
+
+
+_HTML_COMMENT_RE = re.compile(r"<!--(.*?)-->", re.DOTALL)
 _MODEL_ADDRESS_RE = re.compile(
     r"\b(?:assistant|claude|chatgpt|gpt|codex|gemini|the\s+model|the\s+agent|AI\s+agents?|"
-    r"AI\s+assistants?|language\s+models?|LLMs?|agents?\s+reading\s+this|if\s+you\s+are\s+an?\s+(?:AI|agent|model))\b",
+    r"AI\s+assistants?|language\s+models?|LLMs?|agents?\s+reading\s+this|"
+    r"if\s+you\s+are\s+an?\s+(?:AI|agent|model))\b",
+    _I,
+)
+_MODEL_DIRECTIVE_RE = re.compile(
+    r"\b(?:must|should|need\s+to|are\s+(?:required|instructed)|always|never|do\s+not|ignore|run|"
+    r"execute|send|read|upload|include)\b",
     _I,
 )
 _COMMENT_IMPERATIVE_RE = re.compile(
-    r"^\s*(?:(?:note|important|system|instructions?|agent|ai|todo for (?:the )?(?:ai|agent))\s*[:!-]\s*)?"
-    r"(?:please\s+)?(?:run|execute|send|upload|post|read|cat|curl|wget|download|fetch|copy|delete|"
-    r"remove|ignore|disregard|always|never|do\s+not|don't|before\s+(?:responding|answering|doing|"
-    r"anything|you)|first|also|then|quietly|silently|include|append|add|collect|set)\b",
+    r"^\s*(?:(?:note|important|system|instructions?|agent|ai|todo\s+for\s+(?:the\s+)?(?:ai|agent))"
+    r"\s*[:!-]\s*)?(?:please\s+)?(?:run|execute|send|upload|post|read|cat|curl|wget|download|fetch|"
+    r"copy|delete|remove|ignore|disregard|always|never|do\s+not|don't|before\s+(?:responding|"
+    r"answering|doing|anything|you)|first|also|then|quietly|silently|include|append|add|collect|set)\b",
     _I,
 )
 _COMMENT_SENSITIVE_RE = re.compile(
     r"\b(?:curl|wget|upload|send|post|credentials?|tokens?|api[_ -]?keys?|passwords?|secrets?|"
     r"ssh|cookies?|exfiltrat\w*|base64|eval|webhook|ignore|disregard|the\s+user|bash|"
-    r"private\s+keys?|environment\s+variables?|\.env|nc)\b|\||https?://",
+    r"private\s+keys?|environment\s+variables?|nc)\b|\.env\b|\||https?://",
     _I,
 )
 
 
-def _hidden_comment_instructions(text: str) -> Iterator[Span]:
-    """HTML comments (invisible when rendered) that instruct the model."""
-    for m in _HTML_COMMENT_RE.finditer(text):
+# Markdown's comment idiom: a link reference definition that renders as nothing.
+_MARKDOWN_COMMENT_RE = re.compile(r"^\[(?://|comment|_)\]:\s*(?:#|<>)\s*\((.*)\)\s*$", re.MULTILINE)
+
+
+def _hidden_comment_instructions(text: str, lowered: str) -> Iterator[Span]:
+    """HTML and Markdown comments (invisible when rendered) that instruct the model."""
+    comments: list[re.Match[str]] = []
+    if "<!--" in text:
+        comments += _HTML_COMMENT_RE.finditer(text)
+    if "]:" in text:
+        comments += _MARKDOWN_COMMENT_RE.finditer(text)
+    for m in comments:
         body = m.group(1)
         if len(body.strip()) < 12:
             continue
-        addressed = _MODEL_ADDRESS_RE.search(body) and re.search(
-            r"\b(?:must|should|need\s+to|are\s+(?:required|instructed)|always|never|do\s+not|"
-            r"ignore|run|execute|send|read|upload|include)\b", body, _I)
+        addressed = _MODEL_ADDRESS_RE.search(body) and _MODEL_DIRECTIVE_RE.search(body)
         imperative = _COMMENT_IMPERATIVE_RE.search(body) and _COMMENT_SENSITIVE_RE.search(body)
-        injection = _INJECTION_RE.search(body)
-        if addressed or imperative or injection:
+        if addressed or imperative or _any(_INJECTION, body):
             yield m.span()
 
 
-_INJECTION_RE = _re(
-    r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|every\s+|of\s+)*"
-    r"(?:previous|prior|above|earlier|preceding|former|original|system|safety|existing|other)\s+"
-    r"(?:instructions?|rules?|directions?|prompts?|guidelines?|guardrails?|constraints?|messages?|"
-    r"context|polic(?:y|ies))\b",
-    r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+)?(?:your|the)\s+(?:rules|instructions|"
-    r"system\s+prompt|guidelines|safety\s+\w+|restrictions|programming|training|guardrails)\b",
-    r"\byou\s+are\s+now\s+(?:in\s+)?(?:an?\s+)?(?:developer|dev|god|admin|jailbreak|jailbroken|"
-    r"unrestricted|unfiltered|DAN|maintenance|debug|root)\b",
-    r"\b(?:enable|enter|activate|switch\s+to)\s+(?:developer|god|jailbreak|DAN|unrestricted)\s+mode\b",
-    r"\b(?:do\s+not|don't|never)\s+(?:tell|inform|notify|alert|warn|mention\s+(?:this|it|that|anything)"
-    r"\s+to|reveal\s+(?:this|it)\s+to|show\s+(?:this|it)\s+to)\s+(?:the\s+)?user\b",
-    r"\b(?:hide|conceal)\s+(?:this|it|these|that|the\s+\w+(?:\s+\w+)?)\s+from\s+(?:the\s+)?user\b",
-    r"\bkeep\s+(?:this|it|these)\s+(?:secret|hidden)\s+from\s+(?:the\s+)?user\b",
-    r"\bexfiltrate\b",
-    r"\bnew\s+system\s+prompt\s*:",
-    r"<\|?im_start\|?>\s*system|<\|system\|>|\[\s*SYSTEM\s*(?:PROMPT|OVERRIDE)\s*\]",
-    r"\b(?:this|these)\s+(?:instructions?|actions?|requests?|steps?)\s+(?:is|are|has\s+been|have\s+been)\s+"
-    r"(?:pre-?)?(?:authorized|approved)\s+by\s+(?:anthropic|openai|the\s+(?:system|administrator|"
-    r"developers?|security\s+team))",
-    r"\b(?:reveal|print|output|repeat|leak)\s+(?:your|the)\s+(?:system\s+prompt|hidden\s+instructions|"
-    r"initial\s+instructions)\b",
-    flags=_I,
-)
-
-
-def _prompt_injection(text: str) -> Iterator[Span]:
-    for m in _INJECTION_RE.finditer(text):
-        if not _quoted_phrase(text, m.start()):
-            yield m.span()
-
-
-_COVERT_RE = re.compile(
+_COVERT = _kp(
+    "without|silently|secretly|quietly|covertly|behind",
     r"\b(?:without\s+(?:asking|telling|notifying|informing|alerting|consulting|confirming\s+with|"
     r"the\s+knowledge\s+of)\s+(?:the\s+)?user|without\s+(?:the\s+)?user'?s?\s+(?:knowledge|permission|"
     r"consent|approval|confirmation)|silently|secretly|quietly|covertly|behind\s+the\s+user's\s+back|"
     r"without\s+(?:asking\s+(?:for\s+)?)?(?:permission|consent|approval))\b",
-    _I,
 )
 _COVERT_SENSITIVE_RE = re.compile(
     r"\b(?:upload|send|post|transmit|exfiltrat\w*|forward|credentials?|tokens?|api[_ -]?keys?|"
@@ -591,48 +884,234 @@ _COVERT_SENSITIVE_RE = re.compile(
     r"webhook|keychain|wallet|history)\b|" + DOTENV,
     _I,
 )
-_AUTONOMY_RE = re.compile(
+_AUTONOMY = _kp(
+    "without",
     r"\bwithout\s+(?:asking|consulting|confirming\s+with)\s+(?:the\s+)?user\b|"
-    r"\bwithout\s+(?:(?:the\s+)?user'?s?\s+)?(?:asking\s+(?:for\s+)?)?(?:permission|consent|approval|confirmation)\b",
+    r"\bwithout\s+(?:(?:the\s+)?user'?s?\s+)?(?:asking\s+(?:for\s+)?)?(?:permission|consent|approval|"
+    r"confirmation)\b",
+)
+
+
+def _covert_sensitive_action(text: str, lowered: str) -> Iterator[Span]:
+    """Doing something sensitive behind the user's back, in one sentence."""
+    for start, end in _COVERT.spans(text, lowered):
+        lo, hi = _sentence_start(text, start), _sentence_end(text, end)
+        if _COVERT_SENSITIVE_RE.search(text, lo, hi) and not _quoted_phrase(text, start):
+            yield start, end
+
+
+def _autonomy(text: str, lowered: str) -> Iterator[Span]:
+    """Acting without asking, where nothing sensitive is involved."""
+    covert = list(_covert_sensitive_action(text, lowered))
+    for start, end in _AUTONOMY.spans(text, lowered):
+        if any(s <= start < e or start <= s < end for s, e in covert):
+            continue
+        if not _negated(text, start):
+            yield start, end
+
+
+_CREDENTIAL_VERBS_RE = re.compile(
+    r"\b(?:read|cat|open|copy|print|send|upload|include|collect|attach|paste|dump|extract|grab|"
+    r"load|output|show|display|encode|post|forward|share|append|archive|zip|tar|check|inspect|"
+    r"list|look\s+(?:at|in|for)|find|scan|search|gather|move|back\s+up)(?:s|es|ed|ing)?\b",
     _I,
 )
 
 
-def _covert_sensitive_action(text: str) -> Iterator[Span]:
-    """Doing something sensitive behind the user's back, in one sentence."""
-    for m in _COVERT_RE.finditer(text):
-        lo, hi = _sentence_start(text, m.start()), _sentence_end(text, m.end())
-        if _COVERT_SENSITIVE_RE.search(text, lo, hi) and not _quoted_phrase(text, m.start()):
-            yield m.span()
-
-
-def _autonomy(text: str) -> Iterator[Span]:
-    """Acting without asking, where nothing sensitive is involved."""
-    covert = {s for s in _covert_sensitive_action(text)}
-    for m in _AUTONOMY_RE.finditer(text):
-        if not any(s[0] <= m.start() < s[1] or m.start() <= s[0] < m.end() for s in covert):
-            if not _negated(text, m.start()):
-                yield m.span()
-
-
-def _credential_read_prose(text: str) -> Iterator[Span]:
+def _credential_read_prose(text: str, lowered: str) -> Iterator[Span]:
     """Prose that tells the model to read, copy or send credential files."""
-    verbs = re.compile(
-        r"\b(?:read|cat|open|copy|print|send|upload|include|collect|attach|paste|dump|extract|grab|"
-        r"load|output|show|display|encode|post|forward|share|append|archive|zip|tar|check|inspect|"
-        r"list|look\s+(?:at|in|for)|find|scan|search)\b",
-        _I,
-    )
-    for m in _CREDENTIAL_RE.finditer(text):
-        lo = _sentence_start(text, m.start())
-        if verbs.search(text, lo, m.start()) and not _negated(text, m.start()):
+    for pattern in _CREDENTIAL:
+        for start, end in pattern.spans(text, lowered):
+            lo = _sentence_start(text, start)
+            if _CREDENTIAL_VERBS_RE.search(text, lo, start) and not _negated(text, start):
+                yield start, end
+
+
+# Commands that use a key where it is, without reading it out.
+_KEY_USE_RE = re.compile(
+    r"(?:^|[;&|(]\s*)(?:sudo\s+)?(?:ssh-add|ssh-keygen|ssh|chmod|chown|mkdir|ls|stat|test|\[)\s[^\n;&|]*$"
+)
+
+
+# A browser profile directory and the name of a secret store inside it, even
+# when a script joins them at run time.
+_BROWSER_PROFILE = _kp(
+    "google/chrome|google-chrome|chromium|bravesoftware|microsoft/edge|.mozilla/firefox|"
+    "firefox/profiles|mozilla/firefox",
+    r"(?:Google/Chrome|google-chrome|Chromium|chromium|BraveSoftware|Microsoft/Edge|"
+    r"\.mozilla/firefox|Mozilla/Firefox|Firefox/Profiles)",
+)
+_BROWSER_STORE = _kp(
+    "cookies|login data|logins.json|web data|key4.db",
+    r"['\"](?:Cookies|Login Data|Web Data|cookies\.sqlite|logins\.json|key4\.db)['\"]",
+    back=1,
+)
+
+
+def _credential_read(text: str, lowered: str) -> Iterator[Span]:
+    """Credential material named in a command, unless a key tool just uses it."""
+    for pattern in _CREDENTIAL:
+        for start, end in pattern.spans(text, lowered):
+            line_start = text.rfind("\n", 0, start) + 1
+            if not _KEY_USE_RE.search(text[line_start:start]):
+                yield start, end
+    if next(iter(_BROWSER_PROFILE.spans(text, lowered)), None) is not None:
+        yield from _BROWSER_STORE.spans(text, lowered)
+
+
+_INVISIBLE_CHAR_RE = re.compile(
+    r"[\U000E0000-\U000E007F\u202A-\u202E\u2066-\u2069\u200B-\u200D\u2060\uFEFF]"
+)
+_INVISIBLE_RE = re.compile(
+    r"[\U000E0000-\U000E007F]+|[\u202A-\u202E\u2066-\u2069]|[\u200B-\u200D\u2060\uFEFF]{3,}"
+)
+
+
+def _invisible(text: str, lowered: str) -> Iterator[Span]:
+    """Runs of invisible characters (a lone zero-width joiner in an emoji is fine)."""
+    if text.isascii():
+        return
+    pos = 0
+    while (hit := _INVISIBLE_CHAR_RE.search(text, pos)) is not None:
+        m = _INVISIBLE_RE.match(text, hit.start())
+        if m is not None:
+            yield m.span()
+            pos = m.end()
+        else:
+            pos = hit.end()
+
+
+# ---------------------------------------------------------------------------
+# Source code and packages.
+# ---------------------------------------------------------------------------
+
+_REMOTE_ADD = _kp("git", r"\bgit\s+remote\s+add\s+(?:-\S+\s+)*([\w.-]+)\s+(\S+)", flags=0)
+
+
+def _source_exfiltration(text: str, lowered: str) -> Iterator[Span]:
+    """The whole repository pushed to a remote the skill itself adds, or to a bare URL."""
+    names = []
+    for start, _ in _REMOTE_ADD.spans(text, lowered):
+        m = _REMOTE_ADD.regex.match(text, start)
+        if m is not None:
+            names.append(re.escape(m.group(1)))
+    targets = "|".join([*names, r"(?:https?|ssh|git)://\S+", r"[\w.-]+@[\w.-]+:\S+"])
+    push = re.compile(rf"\bgit\s+push\b[^\n;&|]*?\s(?:{targets})(?=\s|$)[^\n;&|]*")
+    for start, end in _GIT_PUSH.spans(text, lowered):
+        m = push.match(text, start)
+        if m is not None and re.search(r"\s--(?:all|mirror)\b", m.group()):
             yield m.span()
 
 
-_INVISIBLE_RE = re.compile(r"[\U000E0000-\U000E007F]+|[\u202A-\u202E\u2066-\u2069]|[\u200B-\u200D\u2060\uFEFF]{3,}")
+# Popular packages and the registries' look-alikes that are not typos.
+POPULAR_PACKAGES: frozenset[str] = frozenset(
+    {
+        # PyPI
+        "requests",
+        "numpy",
+        "pandas",
+        "matplotlib",
+        "scipy",
+        "django",
+        "flask",
+        "fastapi",
+        "urllib3",
+        "colorama",
+        "beautifulsoup4",
+        "pyyaml",
+        "boto3",
+        "setuptools",
+        "cryptography",
+        "pillow",
+        "python-dotenv",
+        "openai",
+        "anthropic",
+        "pytest",
+        "selenium",
+        "playwright",
+        "sqlalchemy",
+        "jinja2",
+        "httpx",
+        "pydantic",
+        "tensorflow",
+        "torch",
+        "scikit-learn",
+        # npm
+        "axios",
+        "lodash",
+        "express",
+        "react",
+        "react-dom",
+        "chalk",
+        "moment",
+        "dotenv",
+        "typescript",
+        "webpack",
+        "eslint",
+        "prettier",
+        "jsonwebtoken",
+        "mongoose",
+        "commander",
+        "vite",
+        "next",
+        "vue",
+        "jquery",
+        "socket.io",
+        "nodemon",
+        "cross-env",
+        "uuid",
+    }
+)
+# Real packages close to a popular name (edit distance 1 or 2) that are not typosquats.
+LEGITIMATE_LOOKALIKES: frozenset[str] = frozenset(
+    {
+        "request",
+        "flask-cors",
+        "pytest-cov",
+        "torchvision",
+        "torchaudio",
+        "vitest",
+        "nextjs",
+        "httpie",
+        "pandas-stubs",
+        "types-requests",
+        "react-is",
+        "moment-timezone",
+        "uuid4",
+    }
+)
+_INSTALL = _kp(
+    "pip|npm|yarn|pnpm|bun|uv",
+    r"\b(?:pip[0-9.]*\s+install|uv\s+(?:pip\s+install|add)|npm\s+(?:install|i|add)|"
+    r"(?:yarn|pnpm|bun)\s+add)\b([^\n;&|]*)",
+    flags=0,
+)
 
-_UNRESTRICTED_SHELL_RE = re.compile(
-    r"^allowed-tools\s*:.*?(?:(?<![\w(])Bash(?![\w(])|Bash\(\s*\*\s*\)|Bash\(\s*\*?:\*\s*\))", _I | _M
+
+def _typosquats(text: str, lowered: str) -> Iterator[Span]:
+    """Installed packages whose names are one slip away from a popular package."""
+    for start, end in _INSTALL.spans(text, lowered):
+        m = _INSTALL.regex.match(text, start)
+        if m is None:
+            continue
+        offset = m.start(1)
+        for word in re.finditer(r"\S+", m.group(1)):
+            raw = word.group()
+            name = re.split(r"[=<>!~\[@]", raw.lstrip("@") if raw.count("@") > 1 else raw)[0]
+            name = name.lower()
+            if raw.startswith("-") or len(name) < 4 or name in POPULAR_PACKAGES:
+                continue
+            if name in LEGITIMATE_LOOKALIKES or "/" in name or "." in name:
+                continue
+            close = difflib.get_close_matches(name, POPULAR_PACKAGES, n=1, cutoff=0.8)
+            if close:
+                yield offset + word.start(), offset + word.end()
+
+
+_SECRET_IN_URL = _kp(
+    "http://|https://",
+    rf"https?://[^\s\"'<>`]*\$\{{?{SECRET_ENV_NAME}\b",
+    flags=0,
 )
 
 
@@ -642,293 +1121,467 @@ _UNRESTRICTED_SHELL_RE = re.compile(
 
 _EXEC = _kinds("command", "code")
 _ALL = KINDS
-_TEXT = _kinds("prose", "frontmatter", "code", "command")
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        "SEC001", "remote-code-execution", "error", _EXEC,
+        "SEC001",
+        "remote-code-execution",
+        "error",
+        _EXEC,
         "Code downloaded from the network is run by a shell or interpreter without being reviewed.",
         "remote code is piped into a shell or interpreter",
-        check=_remote_exec_untrusted, in_prose_code=True, negatable=True,
-        triggers=("curl", "wget", "fetch", "irm", "iwr", "invoke-", "iex", "urlopen", "requests.get", "httpx.get"),
+        check=_remote_exec_untrusted,
+        in_prose_code=True,
+        negatable=True,
     ),
     Rule(
-        "SEC002", "remote-installer", "warning", _EXEC,
+        "SEC002",
+        "remote-installer",
+        "warning",
+        _EXEC,
         "A vendor's installer script is piped into a shell; pin a version or use a package manager.",
         "an installer script from the network is run by a shell",
-        check=_remote_exec_trusted, in_prose_code=True, negatable=True,
-        triggers=("curl", "wget"),
+        check=_remote_exec_trusted,
+        in_prose_code=True,
+        negatable=True,
     ),
     Rule(
-        "SEC003", "credential-file-read", "error", _EXEC,
-        "A command or script reads key or credential material (SSH keys, cloud credentials, keychains, browser cookies).",
+        "SEC003",
+        "credential-file-read",
+        "error",
+        _EXEC,
+        "A command or script reads key or credential material (SSH keys, cloud credentials, "
+        "keychains, browser cookies).",
         "reads credential or key material",
-        patterns=(_CREDENTIAL_RE,), in_prose_code=True, negatable=True,
-        triggers=_CREDENTIAL_TRIGGERS,
+        check=_credential_read,
+        in_prose_code=True,
+        negatable=True,
     ),
     Rule(
-        "SEC004", "credential-file-request", "error", _kinds("prose", "frontmatter"),
+        "SEC004",
+        "credential-file-request",
+        "error",
+        _kinds("prose", "frontmatter"),
         "Instructions tell the model to read, copy or send credential files.",
         "instructs the model to read credential or key material",
         check=_credential_read_prose,
-        triggers=_CREDENTIAL_TRIGGERS,
     ),
     Rule(
-        "SEC005", "dotenv-read", "warning", _EXEC,
+        "SEC005",
+        "dotenv-read",
+        "warning",
+        _EXEC,
         "A .env file (not an example or template) is read directly; it usually holds secrets.",
         "reads a .env file that may hold secrets",
-        patterns=(_DOTENV_READ_RE,),
-        triggers=(".env",),
+        patterns=_DOTENV_READ,
     ),
     Rule(
-        "SEC006", "secret-exfiltration", "error", _EXEC,
+        "SEC006",
+        "secret-exfiltration",
+        "error",
+        _EXEC,
         "A statement sends data out over the network and the data comes from a secret source "
         "(secret environment variables, the whole environment, credential or .env files).",
         "sends secrets to the network",
-        check=_secret_exfiltration, in_prose_code=True, negatable=True,
-        triggers=_SINK_TRIGGERS,
+        check=_secret_exfiltration,
+        in_prose_code=True,
+        negatable=True,
     ),
     Rule(
-        "SEC007", "secret-to-exfil-host", "error", _EXEC,
+        "SEC007",
+        "secret-to-exfil-host",
+        "error",
+        _EXEC,
         "A secret is sent to a host used for collecting data (webhook catchers, tunnels, paste sites).",
         "sends secrets to a data-collection host",
-        check=_secret_to_exfil_host, in_prose_code=True,
-        triggers=_HOST_TRIGGERS,
+        check=_secret_to_exfil_host,
+        in_prose_code=True,
     ),
     Rule(
-        "SEC008", "suspicious-endpoint", "warning", _ALL,
+        "SEC008",
+        "suspicious-endpoint",
+        "warning",
+        _ALL,
         "A URL points at a raw public IP address, a tunnel, a webhook catcher or a paste site.",
         "refers to a suspicious network endpoint",
         patterns=(
-            re.compile(r"https?://(?:" + EXFIL_HOSTS + ")", _I),
-            re.compile(
+            _EXFIL_URL,
+            _kp(
+                tuple(f"://{d}" for d in "123456789"),
                 r"https?://(?!(?:127\.|10\.|0\.0\.0\.0|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\.))"
-                r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"
+                r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b",
+                back=8,
             ),
         ),
-        triggers=_HOST_TRIGGERS + tuple("0123456789"),
     ),
     Rule(
-        "SEC009", "destructive-command", "error", _EXEC,
+        "SEC009",
+        "destructive-command",
+        "error",
+        _EXEC,
         "A command destroys data beyond the task: recursive removal of /, ~ or *, disk formatting, "
         "raw disk writes, fork bombs, force pushes to main, dropped databases.",
         "destructive command",
         patterns=(
-            _re(
-                r"\bmkfs(?:\.\w+)?\s",
-                r"\bdd\b[^\n]*\bof=/dev/(?:sd|hd|nvme|disk|rdisk|xvd|vd|mmcblk)",
-                r">\s*/dev/(?:sd[a-z]|nvme\d|disk\d|hd[a-z])\b",
-                r"\bchmod\s+(?:-R|--recursive)\s+(?:0?777|a\+rwx)\s+(?:/|~|\$HOME)(?=\s|$|[;&|])",
-                r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:",
-                r"\bDROP\s+(?:DATABASE|SCHEMA)\b",
-                r"\bshred\b[^\n]*(?:/dev/|\s~|\$HOME|\s\*)",
-                r"\bfind\s+(?:/|~|\$HOME)\s[^\n]*-delete\b",
+            _kp("mkfs", r"\bmkfs(?:\.\w+)?\s"),
+            _kp("dd", r"\bdd\b[^\n]*\bof=/dev/(?:sd|hd|nvme|disk|rdisk|xvd|vd|mmcblk)"),
+            _kp(">", r">\s*/dev/(?:sd[a-z]|nvme\d|disk\d|hd[a-z])\b"),
+            _kp(
+                "chmod",
+                r"\bchmod\s+(?:-R|--recursive)\s+(?:0?777|a\+rwx)\s+(?:/|~|\$HOME)"
+                r"(?=\s|$|[;&|])",
+            ),
+            _kp(":()", r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:"),
+            _kp("drop", r"\bDROP\s+(?:DATABASE|SCHEMA)\b"),
+            _kp("shred", r"\bshred\b[^\n]*(?:/dev/|\s~|\$HOME|\s\*)"),
+            _kp("find", r"\bfind\s+(?:/|~|\$HOME)\s[^\n]*-delete\b"),
+            _kp(
+                "wipefs|diskutil|format",
                 r"\bwipefs\b|\bdiskutil\s+(?:eraseDisk|zeroDisk)\b|\bformat\s+[cC]:",
+            ),
+            _kp(
+                "remove-item",
                 r"\bRemove-Item\b[^\n]*-Recurse[^\n]*(?:[A-Z]:\\\s|~|\$HOME|\$env:USERPROFILE)",
-                r"\bshutil\.rmtree\s*\(\s*(?:['\"](?:/|~|/home|/Users)/?['\"]|os\.path\.expanduser\(\s*['\"]~/?['\"]\s*\)|"
-                r"Path\.home\(\)\s*\)|os\.environ\[['\"]HOME['\"]\]\s*\))",
-                flags=_I,
+            ),
+            _kp(
+                "rmtree",
+                r"\brmtree\s*\(\s*(?:['\"](?:/|~|/home|/Users)/?['\"]|os\.path\.expanduser\(\s*['\"]~/?"
+                r"['\"]\s*\)|Path\.home\(\)\s*\)|os\.environ\[['\"]HOME['\"]\]\s*\))",
             ),
         ),
-        check=lambda t: [*_dangerous_rm(t), *_force_push_main(t)],
-        in_prose_code=True, negatable=True,
-        triggers=("rm", "mkfs", "dd", "/dev/", "chmod", ":()", "drop", "shred", "find", "wipefs", "diskutil", "format", "remove-item", "rmtree", "push"),
+        check=_destructive,
+        in_prose_code=True,
+        negatable=True,
     ),
     Rule(
-        "SEC010", "obfuscated-payload", "error", _EXEC,
+        "SEC010",
+        "obfuscated-payload",
+        "error",
+        _EXEC,
         "Encoded data is decoded and executed, hiding what runs from review.",
         "decodes and executes an obfuscated payload",
         patterns=(
-            _re(
-                r"\bbase64\s+(?:-d|--decode|-D)\b(?:[^\n;&]|&(?!&))*\|\s*(?:sudo\s+)?(?:(?:ba|z)?sh|python[0-9.]*|perl|ruby|node)\b",
-                r"\b(?:xxd\s+-r|openssl\s+(?:enc|base64)\b[^\n|]*\s-d)\b[^\n;&]*\|\s*(?:ba|z)?sh\b",
-                r"\beval\s+[\"']?\$\((?:[^)\n]*\b(?:base64|xxd|openssl|rev|gunzip|zcat|gzip\s+-d)\b)",
-                r"\b(?:exec|eval)\s*\(\s*(?:base64\.b(?:64|32|16|85)decode|codecs\.decode|zlib\.decompress|"
-                r"bytes\.fromhex|binascii\.|marshal\.loads|__import__\(\s*['\"](?:base64|zlib|codecs|marshal)|"
-                r"compile\s*\(\s*base64)",
-                r"\b(?:eval|Function)\s*\(\s*(?:atob|Buffer\.from\([^)\n]*base64|unescape|String\.fromCharCode)",
-                r"\b(?:powershell|pwsh)(?:\.exe)?\b[^\n]*\s-(?:e|ec|enc|encodedcommand)\s+[A-Za-z0-9+/=]{16,}",
-                flags=_I,
+            _kp(
+                "base64",
+                r"\bbase64\s+(?:-d|--decode|-D)\b(?:[^\n;&]|&(?!&))*\|\s*(?:sudo\s+)?"
+                r"(?:(?:ba|z)?sh|python[0-9.]*|perl|ruby|node)\b",
+            ),
+            _kp(
+                "xxd|openssl",
+                r"\b(?:xxd\s+-r|openssl\s+(?:enc|base64)\b[^\n|]*\s-d)\b[^\n;&]*\|\s*"
+                r"(?:ba|z)?sh\b",
+            ),
+            _kp(
+                "eval",
+                r"\beval\s+[\"']?\$\((?:[^)\n]*\b(?:base64|xxd|openssl|rev|gunzip|zcat|"
+                r"gzip\s+-d)\b)",
+            ),
+            _kp(
+                "exec|eval",
+                r"\b(?:exec|eval)\s*\(\s*(?:base64\.b(?:64|32|16|85)decode|codecs\.decode|"
+                r"zlib\.decompress|bytes\.fromhex|binascii\.|marshal\.loads|__import__\(\s*['\"]"
+                r"(?:base64|zlib|codecs|marshal)|compile\s*\(\s*base64)",
+            ),
+            _kp(
+                "eval|function",
+                r"\b(?:eval|Function)\s*\(\s*(?:atob|Buffer\.from\([^)\n]*base64|"
+                r"unescape|String\.fromCharCode)",
+            ),
+            _kp(
+                "powershell|pwsh",
+                r"\b(?:powershell|pwsh)(?:\.exe)?\b[^\n]*\s-(?:e|ec|enc|"
+                r"encodedcommand)\s+[A-Za-z0-9+/=]{16,}",
             ),
         ),
-        check=_decode_then_run, in_prose_code=True,
-        triggers=("base64", "xxd", "openssl", "exec", "eval", "function", "powershell", "pwsh"),
+        check=_decode_then_run,
+        in_prose_code=True,
     ),
     Rule(
-        "SEC011", "encoded-blob", "warning", _kinds("command"),
+        "SEC011",
+        "encoded-blob",
+        "warning",
+        _kinds("command"),
         "A long base64 string inside a command line hides its content from review.",
         "long encoded string in a command",
-        patterns=(re.compile(r"(?<![\w+/=:])[A-Za-z0-9+/]{120,}={0,2}(?![\w+/=])"),),
+        check=lambda text, lowered: (
+            m.span()
+            for m in re.finditer(r"(?<![\w+/=:])[A-Za-z0-9+/]{120,}={0,2}(?![\w+/=])", text)
+        ),
     ),
     Rule(
-        "SEC012", "persistence", "warning", _EXEC,
+        "SEC012",
+        "persistence",
+        "warning",
+        _EXEC,
         "The skill installs something that survives the session: cron jobs, shell start-up files, "
         "systemd units, launch agents, autorun keys.",
         "installs a persistent hook",
         patterns=(
-            _re(
-                r"\bcrontab\s+(?:-e\b|-(?=\s|$)|(?!-l\b|-r\b)[\w./~$-]+)|\|\s*crontab\b",
-                r"/etc/cron\.(?:d|daily|hourly|weekly)/",
-                r"(?:>>?|\btee\s+(?:-a\s+)?)\s*(?:~|\$HOME|\$\{HOME\})/\.(?:bashrc|zshrc|profile|bash_profile|"
-                r"zprofile|bash_login|zshenv|config/fish/config\.fish)\b",
-                r"['\"]~/\.(?:bashrc|zshrc|profile|bash_profile|zprofile)['\"][^\n]*['\"]a\+?['\"]",
-                r"\bsystemctl\s+(?:--user\s+)?enable\b",
-                r"/etc/systemd/system/[\w@.-]+\.(?:service|timer)\b|\.config/systemd/user/",
-                r"\blaunchctl\s+(?:load|bootstrap|submit)\b|Library/Launch(?:Agents|Daemons)/",
-                r"/etc/rc\.local\b|/etc/profile\.d/",
-                r"\bschtasks\s+/create\b|CurrentVersion\\Run\b",
-                flags=_I,
+            _kp("crontab", r"\bcrontab\s+(?:-e\b|-(?=\s|$)|(?!-l\b|-r\b)[\w./~$-]+)"),
+            _kp("crontab", r"\|\s*crontab\b", back=10),
+            _kp("/etc/cron.", r"/etc/cron\.(?:d|daily|hourly|weekly)/"),
+            _kp(
+                "/.bashrc|/.zshrc|/.profile|/.bash_profile|/.zprofile|/.bash_login|/.zshenv|"
+                "config.fish",
+                r"(?:>>?|\btee\s+(?:-a\s+)?)\s*(?:~|\$HOME|\$\{HOME\})/\.(?:bashrc|zshrc|profile|"
+                r"bash_profile|zprofile|bash_login|zshenv|config/fish/config\.fish)\b",
+                back=30,
             ),
+            _kp(
+                "/.bashrc|/.zshrc|/.profile|/.bash_profile|/.zprofile",
+                r"['\"]~/\.(?:bashrc|zshrc|profile|bash_profile|zprofile)['\"][^\n]*"
+                r"['\"]a\+?['\"]",
+                back=5,
+            ),
+            _kp("systemctl", r"\bsystemctl\s+(?:--user\s+)?enable\b"),
+            _kp(
+                "/etc/systemd/system/|.config/systemd/user/",
+                r"/etc/systemd/system/[\w@.-]+\.(?:service|timer)\b|\.config/systemd/user/",
+            ),
+            _kp(
+                "launchctl|library/launch",
+                r"\blaunchctl\s+(?:load|bootstrap|submit)\b|Library/Launch(?:Agents|Daemons)/",
+            ),
+            _kp("/etc/rc.local|/etc/profile.d/", r"/etc/rc\.local\b|/etc/profile\.d/"),
+            _kp("schtasks|currentversion\\run", r"\bschtasks\s+/create\b|CurrentVersion\\Run\b"),
         ),
-        triggers=("cron", "rc", "profile", "systemctl", "systemd", "launch", "/etc/", "schtasks", "currentversion"),
     ),
     Rule(
-        "SEC013", "backdoor", "error", _EXEC,
+        "SEC013",
+        "backdoor",
+        "error",
+        _EXEC,
         "Remote access is opened or granted: reverse shells, keys appended to authorized_keys, "
         "password-less sudo.",
         "opens a backdoor",
         patterns=(
-            _re(
-                r"(?:>>|\btee\s+-a)\s*(?:~|\$HOME|\$\{HOME\}|/root|/home/[\w.-]+)/\.ssh/authorized_keys\b",
-                r"/dev/(?:tcp|udp)/[\w.-]+/\d+",
-                r"(?<![\w-])(?:nc|ncat|netcat)\b[^\n]*\s-[a-z]*[ec]\s+/bin/(?:ba)?sh\b",
-                r"\bsocat\b[^\n]*\bexec:",
-                r"\bbash\s+-i\s*>&",
-                r"\bpty\.spawn\s*\(",
-                r"\bos\.dup2\s*\(\s*\w+\.fileno\(\)",
-                r"NOPASSWD\s*:\s*ALL",
-                r"\bmkfifo\b[^\n]*\b(?:nc|ncat)\b",
-                flags=_I,
+            _kp(
+                "authorized_keys",
+                r"(?:>>|\btee\s+-a)\s*(?:~|\$HOME|\$\{HOME\}|/root|/home/[\w.-]+)"
+                r"/\.ssh/authorized_keys\b",
+                back=40,
             ),
+            _kp("/dev/tcp/|/dev/udp/", r"/dev/(?:tcp|udp)/[\w.-]+/\d+"),
+            _kp(
+                "nc|ncat|netcat",
+                r"(?<![\w-])(?:nc|ncat|netcat)\b[^\n]*\s-[a-z]*[ec]\s+/bin/(?:ba)?sh\b",
+            ),
+            _kp("socat", r"\bsocat\b[^\n]*\bexec:"),
+            _kp("bash -i", r"\bbash\s+-i\s*>&"),
+            _kp("pty.spawn", r"\bpty\.spawn\s*\("),
+            _kp("dup2", r"\bdup2\s*\(\s*\w+\.fileno\(\)"),
+            _kp("nopasswd", r"NOPASSWD\s*:\s*ALL"),
+            _kp("mkfifo", r"\bmkfifo\b[^\n]*\b(?:nc|ncat)\b"),
+            _kp("ld.so.preload", r"/etc/ld\.so\.preload\b", back=5),
         ),
+        check=_remote_command_channel,
         in_prose_code=True,
-        triggers=("authorized_keys", "/dev/tcp", "/dev/udp", "nc", "socat", "bash -i", "pty.spawn", "dup2", "nopasswd", "mkfifo"),
     ),
     Rule(
-        "SEC014", "prompt-injection", "error", _TEXT,
+        "SEC014",
+        "prompt-injection",
+        "error",
+        _ALL,
         "Text aimed at the model tries to override its instructions, change its mode or hide "
         "actions from the user.",
         "prompt injection: text tries to override the model's instructions",
         check=_prompt_injection,
-        triggers=("ignore", "disregard", "forget", "override", "bypass", "you are now", " mode", "user", "exfiltrate", "system prompt", "im_start", "system", "authorized", "approved", "instructions"),
     ),
     Rule(
-        "SEC015", "hidden-instructions", "error", _kinds("prose", "code"),
-        "An HTML comment, invisible when the skill is rendered, carries instructions for the model.",
-        "HTML comment hides instructions for the model",
+        "SEC015",
+        "hidden-instructions",
+        "error",
+        _kinds("prose", "code"),
+        "An HTML or Markdown comment, invisible when the skill is rendered, carries instructions "
+        "for the model.",
+        "a comment hides instructions for the model",
         check=_hidden_comment_instructions,
-        triggers=("<!--",),
     ),
     Rule(
-        "SEC016", "covert-action", "error", _kinds("prose", "frontmatter"),
+        "SEC016",
+        "covert-action",
+        "error",
+        _kinds("prose", "frontmatter"),
         "The model is told to do something sensitive (send data, touch credentials, download) "
         "without the user's knowledge or consent.",
         "instructs the model to act on sensitive data without the user's knowledge",
         check=_covert_sensitive_action,
-        triggers=("without", "silently", "secretly", "quietly", "covertly", "behind the user"),
     ),
     Rule(
-        "SEC017", "acts-without-consent", "warning", _kinds("prose"),
+        "SEC017",
+        "acts-without-consent",
+        "warning",
+        _kinds("prose"),
         "The model is told to act without asking the user.",
         "instructs the model to act without asking the user",
         check=_autonomy,
-        triggers=("without",),
     ),
     Rule(
-        "SEC018", "invisible-text", "error", _ALL,
-        "Invisible Unicode (tag characters, bidirectional overrides, zero-width runs) hides text from review.",
+        "SEC018",
+        "invisible-text",
+        "error",
+        _ALL,
+        "Invisible Unicode (tag characters, bidirectional overrides, zero-width runs) hides text "
+        "from review.",
         "invisible Unicode characters hide text",
-        check=lambda t: () if t.isascii() else (m.span() for m in _INVISIBLE_RE.finditer(t)),
+        check=_invisible,
     ),
     Rule(
-        "SEC019", "untrusted-input-exec", "error", _EXEC,
+        "SEC019",
+        "untrusted-input-exec",
+        "error",
+        _EXEC,
         "User input is evaluated as code (eval, sh -c, os.system) and can run anything.",
         "user input is evaluated as code",
-        patterns=(_EVAL_INPUT_RE,),
-        triggers=("eval", "-c", "-e", "os.system", "shell"),
+        patterns=(_EVAL_INPUT,),
     ),
     Rule(
-        "SEC020", "unquoted-input", "warning", _kinds("command"),
-        "A user-input placeholder is used unquoted in a command line; quote it so it stays one argument.",
+        "SEC020",
+        "unquoted-input",
+        "warning",
+        _kinds("command"),
+        "A user-input placeholder is used unquoted in a command line; quote it so it stays one "
+        "argument.",
         "user input reaches the shell unquoted",
         check=_unquoted_placeholders,
-        triggers=("$", "{"),
     ),
     Rule(
-        "SEC021", "eval-variable", "warning", _EXEC,
+        "SEC021",
+        "eval-variable",
+        "warning",
+        _EXEC,
         "A shell variable is evaluated as code.",
         "a variable is evaluated as shell code",
-        patterns=(re.compile(r"\beval\s+[\"']?\$(?:\{\w+\}|[A-Za-z_]\w*)"),),
-        triggers=("eval",),
+        patterns=(_kp("eval", r"\beval\s+[\"']?\$(?:\{\w+\}|[A-Za-z_]\w*)", flags=0),),
     ),
     Rule(
-        "SEC022", "security-disabled", "warning", _EXEC,
+        "SEC022",
+        "security-disabled",
+        "warning",
+        _EXEC,
         "A safety check is turned off: hooks skipped, TLS verification disabled, host keys ignored, "
         "OS protections disabled, agent permissions skipped.",
         "disables a security check",
         patterns=(
-            _re(
-                r"--no-verify\b",
-                r"\bcurl\b[^\n|;]*\s(?:-[a-zA-Z]*k[a-zA-Z]*|--insecure)(?=\s|$)",
-                r"--no-check-certificate\b",
-                r"\bPYTHONHTTPSVERIFY\s*=\s*['\"]?0",
-                r"\bNODE_TLS_REJECT_UNAUTHORIZED\s*=\s*['\"]?0",
-                r"\bverify\s*=\s*False\b",
-                r"\bGIT_SSL_NO_VERIFY\b|\bhttp\.sslVerify\s+false\b|\bstrict-ssl\s+false\b",
-                r"\bStrictHostKeyChecking[= ]no\b",
-                r"--dangerously-skip-permissions\b|--trusted-host\b",
-                r"\bsetenforce\s+0\b|\bufw\s+disable\b|\bspctl\s+--master-disable\b|\bcsrutil\s+disable\b",
-                r"\bxattr\s+-d\s+com\.apple\.quarantine\b",
-                r"(?:Set-ExecutionPolicy|-ExecutionPolicy)\s+(?:Unrestricted|Bypass)\b",
-                r"\bchmod\s+(?:-R\s+)?(?:0?777|a\+rwx)\b",
-                flags=_I,
+            _kp("--no-verify", r"--no-verify\b"),
+            _kp("curl", r"\bcurl\b[^\n|;]*\s(?:-[a-zA-Z]*k[a-zA-Z]*|--insecure)(?=\s|$)", flags=0),
+            _kp("--no-check-certificate", r"--no-check-certificate\b"),
+            _kp("pythonhttpsverify", r"PYTHONHTTPSVERIFY\s*=\s*['\"]?0"),
+            _kp("node_tls_reject_unauthorized", r"NODE_TLS_REJECT_UNAUTHORIZED\s*=\s*['\"]?0"),
+            _kp("verify", r"\bverify\s*=\s*False\b", flags=0),
+            _kp(
+                "git_ssl_no_verify|http.sslverify|strict-ssl",
+                r"GIT_SSL_NO_VERIFY\b|http\.sslVerify\s+false\b|strict-ssl\s+false\b",
             ),
+            _kp("stricthostkeychecking", r"StrictHostKeyChecking[= ]no\b"),
+            _kp(
+                "--dangerously-skip-permissions|--trusted-host",
+                r"--dangerously-skip-permissions\b|--trusted-host\b",
+            ),
+            _kp(
+                "setenforce|ufw|spctl|csrutil",
+                r"\bsetenforce\s+0\b|\bufw\s+disable\b|\bspctl\s+--master-disable\b|\bcsrutil\s+disable\b",
+            ),
+            _kp("xattr", r"\bxattr\s+-d\s+com\.apple\.quarantine\b"),
+            _kp("executionpolicy", r"ExecutionPolicy\s+(?:Unrestricted|Bypass)\b"),
+            _kp("chmod", r"\bchmod\s+(?:-R\s+)?(?:0?777|a\+rwx)\b"),
         ),
-        in_prose_code=True, negatable=True,
-        triggers=("--no-verify", "curl", "certificate", "httpsverify", "tls_reject", "verify", "ssl", "stricthostkeychecking", "--dangerously", "--trusted-host", "setenforce", "ufw", "spctl", "csrutil", "quarantine", "executionpolicy", "chmod"),
+        in_prose_code=True,
+        negatable=True,
     ),
     Rule(
-        "SEC023", "setuid", "warning", _EXEC,
+        "SEC023",
+        "setuid",
+        "warning",
+        _EXEC,
         "A file is made set-user-id, so it runs with its owner's privileges.",
         "sets the set-user-id bit",
-        patterns=(re.compile(r"\bchmod\s+(?:-R\s+)?(?:[ugoa]*\+[rwx]*s[rwx]*|[4-7][0-7]{3})\b"),),
-        triggers=("chmod",),
-    ),
-    Rule(
-        "SEC024", "untrusted-package-source", "warning", _EXEC,
-        "Packages come from an extra or unencrypted index, which allows dependency confusion or tampering.",
-        "installs packages from an untrusted source",
         patterns=(
-            _re(
-                r"--extra-index-url\b",
-                r"--index-url\s+http://",
-                r"\bpip[0-9.]*\s+install\s+[^\n]*\bhttp://",
-                r"\bnpm\s+config\s+set\s+registry\s+http://",
-                flags=_I,
+            _kp(
+                "chmod", r"\bchmod\s+(?:-R\s+)?(?:[ugoa]*\+[rwx]*s[rwx]*|[4-7][0-7]{3})\b", flags=0
             ),
         ),
-        triggers=("index-url", "http://"),
     ),
     Rule(
-        "SEC025", "sudo", "note", _kinds("command"),
+        "SEC024",
+        "untrusted-package-source",
+        "warning",
+        _EXEC,
+        "Packages come from an extra or unencrypted index, which allows dependency confusion or "
+        "tampering.",
+        "installs packages from an untrusted source",
+        patterns=(
+            _kp("--extra-index-url", r"--extra-index-url\b"),
+            _kp("--index-url", r"--index-url\s+http://"),
+            _kp("pip", r"\bpip[0-9.]*\s+install\s+[^\n]*\bhttp://"),
+            _kp("npm", r"\bnpm\s+config\s+set\s+registry\s+http://"),
+        ),
+    ),
+    Rule(
+        "SEC025",
+        "sudo",
+        "note",
+        _kinds("command"),
         "The command runs with root privileges.",
         "runs a command with sudo",
-        patterns=(re.compile(r"(?<![\w-])sudo\s"),),
-        triggers=("sudo",),
+        patterns=(_kp("sudo", r"(?<![\w-])sudo\s", flags=0),),
     ),
     Rule(
-        "SEC026", "global-git-config", "note", _kinds("command"),
+        "SEC026",
+        "global-git-config",
+        "note",
+        _kinds("command"),
         "The command changes the user's global git configuration.",
         "changes the global git configuration",
-        patterns=(re.compile(r"\bgit\s+config\s+(?:--global|--system)\b"),),
-        triggers=("git config",),
+        patterns=(_kp("git", r"\bgit\s+config\s+(?:--global|--system)\b", flags=0),),
     ),
     Rule(
-        "SEC027", "unrestricted-shell", "note", _kinds("frontmatter"),
+        "SEC027",
+        "unrestricted-shell",
+        "note",
+        _kinds("frontmatter"),
         "allowed-tools grants the shell without restricting commands.",
         "allowed-tools grants an unrestricted shell",
-        patterns=(_UNRESTRICTED_SHELL_RE,),
-        triggers=("allowed-tools",),
+        patterns=(
+            _kp(
+                "allowed-tools",
+                r"allowed-tools\s*:[^\n]*?(?:(?<![\w(])Bash(?![\w(])|"
+                r"Bash\(\s*\*\s*\)|Bash\(\s*\*?:\*\s*\))",
+                flags=0,
+            ),
+        ),
+    ),
+    Rule(
+        "SEC028",
+        "source-exfiltration",
+        "error",
+        _EXEC,
+        "The whole repository (--all, --mirror) is pushed to a remote the skill adds itself or to "
+        "a bare URL.",
+        "pushes the whole repository to a remote chosen by the skill",
+        check=_source_exfiltration,
+        in_prose_code=True,
+        negatable=True,
+    ),
+    Rule(
+        "SEC029",
+        "typosquat-package",
+        "warning",
+        _EXEC,
+        "An installed package's name is one slip away from a popular package (typosquatting).",
+        "package name looks like a typo of a popular package",
+        check=_typosquats,
+        in_prose_code=True,
+    ),
+    Rule(
+        "SEC030",
+        "secret-in-url",
+        "warning",
+        _EXEC,
+        "A secret environment variable is put into a URL, where servers and proxies log it.",
+        "a secret is put into a URL",
+        patterns=(_SECRET_IN_URL,),
+        in_prose_code=True,
     ),
 )
 
@@ -946,8 +1599,16 @@ def _excerpt(text: str, start: int, end: int) -> str:
 
 def _code_regions(text: str) -> list[tuple[int, str]]:
     """Inline code spans and HTML comment bodies inside prose, in text order."""
-    regions = [(m.start(2), m.group(2)) for m in _INLINE_CODE_RE.finditer(text)]
-    regions += [(m.start(1), m.group(1)) for m in _HTML_COMMENT_RE.finditer(text)]
+    regions: list[tuple[int, str]] = []
+    if "`" in text:
+        # A single token (`~/.pypirc`, `rm`) names something; only a command does something.
+        regions += [
+            (m.start(2), m.group(2))
+            for m in _INLINE_CODE_RE.finditer(text)
+            if " " in m.group(2).strip()
+        ]
+    if "<!--" in text:
+        regions += [(m.start(1), m.group(1)) for m in _HTML_COMMENT_RE.finditer(text)]
     return sorted(regions)
 
 
@@ -969,43 +1630,47 @@ def scan(kind: str, text: str, *, lang: str | None = None) -> list[Finding]:
         kinds.add("command")
     # Join continued lines so a command split with "\" reads as one line.
     body = text.replace("\\\r\n", "   ").replace("\\\n", "  ")
-    lowered = body.lower()
-    found: dict[tuple[str, int], Finding] = {}
+    lowered = lower_same_length(body)
+    hits: list[tuple[int, int, str, Rule, str]] = []
 
-    def add(rule: Rule, offset: int, excerpt: str) -> None:
-        key = (rule.id, offset)
-        if key not in found:
-            found[key] = Finding(rule.id, rule.severity, rule.message, offset, excerpt, rule.name)
+    def add(rule: Rule, offset: int, length: int, excerpt: str) -> None:
+        hits.append((offset, -length, rule.id, rule, excerpt))
 
     for rule in RULES:
-        if rule.kinds.isdisjoint(kinds) or not rule.applies_to(lowered):
+        if rule.kinds.isdisjoint(kinds):
             continue
-        for start, end in rule.spans(body):
-            add(rule, start, _excerpt(body, start, end))
+        for start, end in rule.spans(body, lowered):
+            add(rule, start, end - start, _excerpt(body, start, end))
     if kind == "prose":
         # Commands quoted inline in instructions are run by the model as
         # written. Scan all of them at once, one per line, and map back.
         regions = _code_regions(body)
         if regions:
-            joined_parts: list[str] = []
             starts: list[int] = []
             cursor = 0
             for _, region in regions:
                 starts.append(cursor)
-                joined_parts.append(region)
                 cursor += len(region) + 2
-            joined = "\n\n".join(joined_parts)
-            joined_lower = joined.lower()
+            joined = "\n\n".join(region for _, region in regions)
+            joined_lower = lower_same_length(joined)
             for rule in _PROSE_CODE_RULES:
-                if not rule.applies_to(joined_lower):
-                    continue
-                for start, end in rule.spans(joined):
+                for start, end in rule.spans(joined, joined_lower):
                     index = bisect.bisect_right(starts, start) - 1
                     offset = regions[index][0] + start - starts[index]
                     if rule.negatable and _negated(body, offset):
                         continue
-                    add(rule, offset, _excerpt(joined, start, end))
-    return sorted(found.values(), key=lambda f: (f.offset, f.rule))
+                    add(rule, offset, end - start, _excerpt(joined, start, end))
+    # One finding per rule and stretch of text: overlapping matches of the
+    # same rule (a path inside a longer path) are reported once, longest first.
+    hits.sort(key=lambda h: (h[0], h[1], h[2]))
+    reach: dict[str, int] = {}
+    findings: list[Finding] = []
+    for offset, neg_length, rule_id, rule, excerpt in hits:
+        if offset < reach.get(rule_id, -1):
+            continue
+        reach[rule_id] = offset - neg_length
+        findings.append(Finding(rule_id, rule.severity, rule.message, offset, excerpt, rule.name))
+    return findings
 
 
 def max_severity(findings: Iterable[Finding]) -> str | None:
@@ -1027,7 +1692,7 @@ TOOL_ALIASES: dict[str, str] = {
 }
 
 _ENTRY_RE = re.compile(r"([A-Za-z_][\w.-]*)(?:\(([^)]*)\))?")
-_COMMAND_SPLIT_RE = re.compile(r"&&|\|\||[;|\n]")
+_COMMAND_SPLIT_RE = re.compile(r"&&|\|\||[;|\n&]")
 
 
 def parse_allowed_tools(allowed_tools: Iterable[str] | str) -> list[tuple[str, str | None]]:
@@ -1051,7 +1716,7 @@ def _canonical_tool(name: str) -> str:
 
 
 def _split_commands(command: str) -> list[str]:
-    """Simple commands of a command line, split at ``&&``, ``||``, ``;`` and ``|`` outside quotes."""
+    """Simple commands of a line, split at ``&&``, ``||``, ``;``, ``|``, ``&`` outside quotes."""
     parts: list[str] = []
     quote = ""
     current: list[str] = []
@@ -1094,7 +1759,7 @@ def _command_matches(spec: str, command: str) -> bool:
     return command == spec
 
 
-def _specifier_matches(tool: str, spec: str, argument: str) -> bool:
+def _specifier_matches(spec: str, argument: str) -> bool:
     """Whether a non-shell tool's argument (path, URL) matches its specifier."""
     if spec.startswith("domain:"):
         host = re.sub(r"^[a-z]+://", "", argument.lower()).split("/", 1)[0]
@@ -1121,10 +1786,10 @@ def tool_allowed(
     if any(spec is None or spec.strip() in {"", "*"} for _, spec in entries):
         return True
     if command is None:
-        # A restricted entry exists but we do not know the call: not provably allowed.
+        # Only restricted entries, and the call is unknown: not provably allowed.
         return False
     specs = [spec for _, spec in entries if spec is not None]
     if want == "bash":
         pieces = _split_commands(command)
         return bool(pieces) and all(any(_command_matches(s, p) for s in specs) for p in pieces)
-    return any(_specifier_matches(want, s, command) for s in specs)
+    return any(_specifier_matches(s, command) for s in specs)
