@@ -15,19 +15,27 @@ T = TypeVar("T")
 #: Transform passes: name -> "module:Class".
 PASS_TABLE: dict[str, str] = {
     "canonicalize": "skvm.passes.transforms.canonicalize:Canonicalize",
+    "legalize": "skvm.passes.transforms.legalize:Legalize",
+    "resolve-env": "skvm.passes.transforms.resolve_env:ResolveEnv",
+    "dce": "skvm.passes.transforms.dce:DeadCodeElimination",
+    "parallelize": "skvm.passes.transforms.parallelize:Parallelize",
+    "secure": "skvm.passes.transforms.secure:Secure",
 }
 
 #: Analyses: name -> "module:Class".
 ANALYSIS_TABLE: dict[str, str] = {
     "effects": "skvm.passes.analysis.effects:EffectsAnalysis",
     "dep-graph": "skvm.passes.analysis.dep_graph:DepGraphAnalysis",
+    "caps": "skvm.passes.analysis.caps:CapsAnalysis",
+    "token-cost": "skvm.passes.analysis.token_cost:TokenCostAnalysis",
+    "env-usage": "skvm.passes.analysis.env_usage:EnvUsageAnalysis",
 }
 
 #: Named pipelines expand in place in pipeline text.
 NAMED_PIPELINES: dict[str, str] = {
     "O0": "",
-    "O1": "canonicalize",
-    "O2": "canonicalize",
+    "O1": "canonicalize,dce",
+    "O2": "canonicalize,legalize,resolve-env,dce,parallelize,secure",
     "default": "O2",
 }
 
