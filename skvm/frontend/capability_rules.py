@@ -192,6 +192,20 @@ CAP_RULES: tuple[CapRule, ...] = (
     _r("follow.style", 2, r"\b(?:persona|voice|brand|style guide|register)\b"),
 )
 
+#: Every needle of every rule (each is looked for once per text).
+ALL_NEEDLES: tuple[str, ...] = tuple(
+    sorted({n for rule in CAP_RULES if rule.needles for n in rule.needles})
+)
+
+
+def _present_needles(text: str) -> frozenset[str]:
+    """The needles of :data:`ALL_NEEDLES` that occur in ``text`` (case-insensitive)."""
+    if not text:
+        return frozenset()
+    low = text.lower()
+    return frozenset(n for n in ALL_NEEDLES if n in low)
+
+
 _CONSTRAINT = re.compile(r"\b(?:MUST|NEVER|ALWAYS|SHOULD|DO NOT|DON'T|REQUIRED|ONLY)\b|\b(?:must|never|always|do not|don't)\b")
 
 
@@ -216,16 +230,15 @@ def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) ->
             best[primitive] = CapFinding(Cap(primitive, level), evidence.strip()[:80])
 
     code_text = "\n".join(code)
-    lowered = {id(text): text.lower(), id(code_text): code_text.lower()}
+    # Which needles occur in each text, found once for all rules.
+    present = {id(t): _present_needles(t) for t in (text, code_text)}
     for rule in CAP_RULES:
         targets = (text,) if rule.where == "text" else (code_text,) if rule.where == "code" else (text, code_text)
         for target in targets:
             if not target:
                 continue
-            if rule.needles is not None:
-                low = lowered[id(target)]
-                if not any(n in low for n in rule.needles):
-                    continue
+            if rule.needles is not None and present[id(target)].isdisjoint(rule.needles):
+                continue
             m = rule.pattern.search(target)
             if m:
                 note(rule.primitive, rule.level, m.group(0))

@@ -231,10 +231,13 @@ def invoked_binaries(command_text: str) -> list[Requirement]:
         if not stripped or stripped.startswith("#"):
             continue
         stripped = re.sub(r"^\$\s+", "", stripped)  # "$ cmd" prompts
-        try:
-            words = shlex.split(stripped, comments=True)
-        except ValueError:
-            words = stripped.split()
+        if any(c in stripped for c in "'\"\\#"):
+            try:
+                words = shlex.split(stripped, comments=True)
+            except ValueError:
+                words = stripped.split()
+        else:
+            words = stripped.split()  # nothing for shlex to interpret: the fast path
         while words and (words[0] in ("sudo", "env", "nohup", "time", "exec", "command")
                          or _ASSIGNMENT.match(words[0]) or words[0].startswith("-")):
             words = words[1:]
