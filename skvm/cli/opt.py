@@ -123,6 +123,7 @@ class OptDriver:
                 return self._run_skill(pipeline)
             name, text = common.read_text_input(opts.input, self.stdin)
         except SkvmError as exc:
+            _add_undecodable_source(engine, opts.input)
             engine.extend(exc.diagnostics)
             return 1
         engine.sources.add(name, text)
@@ -172,6 +173,11 @@ class OptDriver:
             return 1
         if self.engine.has_errors:
             return 1
+        from pathlib import Path
+
+        given = Path(self.opts.input)
+        # Passes that read bundled files (secure's script scan) find them here.
+        self.skill_root = given if given.is_dir() else given.parent
         text = self._optimize(module, pipeline)
         if text is None or self.engine.has_errors:
             return 1
@@ -224,7 +230,10 @@ class OptDriver:
             target=opts.target,
             env=opts.env,
             allow_illegal=opts.allow_illegal,
-            extra={"stats": {}} if opts.stats else {},
+            extra={
+                **({"stats": {}} if opts.stats else {}),
+                **({"skill_root": str(self.skill_root)} if getattr(self, "skill_root", None) else {}),
+            },
         )
         manager = PassManager(pipeline, ctx, inst)
         try:
@@ -248,6 +257,16 @@ class OptDriver:
         self.stderr.write("===-------------------------------------------------------------===\n")
         for key in sorted(stats):
             self.stderr.write(f"{stats[key]:>8} {key}\n")
+
+
+def _add_undecodable_source(engine, path: str) -> None:
+    """Register a binary or non-UTF-8 file's text (bad bytes replaced) so its diagnostic can quote the line."""
+    try:
+        data = open(path, "rb").read(common.MAX_INPUT_BYTES)
+    except OSError:
+        return
+    text = data.replace(b"\x00", b"\xef\xbf\xbd").decode("utf-8", "replace")
+    engine.sources.add(path, text)
 
 
 def _default_reproducer() -> str:

@@ -10,9 +10,10 @@ Lark or Python exception.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
 
@@ -205,8 +206,15 @@ class _Builder(Transformer):
                         name_token.column,
                     )
                 merged[key] = value
-        if cls is not None and len(positionals) < cls.required_positional:
-            missing = cls.positional[len(positionals)]
+        missing = next(
+            (
+                key
+                for key in (cls.positional[: cls.required_positional] if cls is not None else ())
+                if key not in merged
+            ),
+            None,
+        )
+        if missing is not None:
             raise _ParseFailure(
                 f"'{name}' expects its '{missing}' argument", name_token.line, name_token.column
             )
@@ -350,6 +358,13 @@ class _Builder(Transformer):
         return Location(_unquote(file), int(line), int(col))
 
 
+#: Brackets deeper than this are refused: the printer and verifier recurse
+#: once or twice per level, and real skills nest a handful of levels.
+MAX_NESTING = 200
+_OPENERS = frozenset({"[", "{", "("})
+_CLOSERS = frozenset({"]", "}", ")"})
+
+
 class _FastLexer(Lexer):
     """A one-regex lexer built from the grammar's terminals (Lark's basic semantics).
 
@@ -375,6 +390,7 @@ class _FastLexer(Lexer):
             if t.pattern.type == "str" and re.fullmatch(r"\w+", t.pattern.value)
         }
         alternatives = []
+        skips = []
         #: terminal name -> {keyword text: keyword terminal} for identifiers that are keywords.
         self.retype: dict[str, dict[str, str]] = {}
         for t in terminals:
@@ -385,8 +401,15 @@ class _FastLexer(Lexer):
                 hits = {w: n for w, n in words.items() if re.fullmatch(regexp, w)}
                 if hits:
                     self.retype[t.name] = hits
-            alternatives.append(f"(?P<{t.name}>{regexp})")
-        self.scanner = re.compile("|".join(alternatives))
+            if t.name in self.ignore:
+                skips.append(f"(?:{regexp})")
+            else:
+                alternatives.append(f"(?P<{t.name}>{regexp})")
+        # One match skips the ignored text before a token and reads the token.
+        # Possessive (*+): never backtrack into a comment to find a token in it.
+        skip = "(?:" + "|".join(skips) + ")*+" if skips else ""
+        self.scanner = re.compile(skip + "(?:" + "|".join(alternatives) + ")")
+        self.skipper = re.compile(skip)
         self.allowed = frozenset(t.name for t in terminals) - self.ignore
 
     def lex(self, lexer_state, parser_state):
@@ -398,31 +421,46 @@ class _FastLexer(Lexer):
         line = 1 + text.count("\n", 0, pos)
         line_start = text.rfind("\n", 0, pos) + 1
         match = self.scanner.match
-        ignore = self.ignore
+        depth = 0
         retype = self.retype
         new_token = Token
         while pos < end:
             m = match(text, pos)
             if m is None:
+                # Only ignored text left, or a character no terminal matches.
+                skipped = self.skipper.match(text, pos).end()
+                line += text.count("\n", pos, skipped)
+                if skipped > pos and "\n" in text[pos:skipped]:
+                    line_start = text.rindex("\n", pos, skipped) + 1
+                pos = skipped
+                if pos >= end:
+                    return
                 raise UnexpectedCharacters(
                     text, pos, line, pos - line_start + 1, allowed=self.allowed,
                     state=parser_state, terminals_by_name=self.terminals_by_name,
                 )
             kind = m.lastgroup
-            value = m.group()
-            stop = m.end()
-            if kind in ignore:
-                newlines = value.count("\n")
+            start = m.start(kind)
+            if start != pos:
+                newlines = text.count("\n", pos, start)
                 if newlines:
                     line += newlines
-                    line_start = pos + value.rindex("\n") + 1
-                pos = stop
-                continue
+                    line_start = text.rindex("\n", pos, start) + 1
+            value = m.group(kind)
+            stop = m.end()
             keywords = retype.get(kind)
             if keywords is not None and value in keywords:
                 kind = keywords[value]
-            column = pos - line_start + 1
-            token = new_token(kind, value, pos, line, column, line, column + len(value), stop)
+            column = start - line_start + 1
+            if value in _OPENERS:
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise _ParseFailure(
+                        f"input nests deeper than {MAX_NESTING} levels", line, column
+                    )
+            elif value in _CLOSERS:
+                depth -= 1
+            token = new_token(kind, value, start, line, column, line, column + len(value), stop)
             lexer_state.last_token = token
             yield token
             pos = stop
@@ -449,6 +487,39 @@ def _parser() -> Lark:
     )
 
 
+def _direct_callbacks(lark: Lark) -> dict | None:
+    """Lark's reduce callbacks without the v_args indirection layers.
+
+    Lark wraps each inline transformer method in three Python calls
+    (visit wrapper, ``_VArgsWrapper``, ``_vargs_inline``); here each method is
+    called directly with the filtered children. The child filters (which
+    drop punctuation, expand ``_rules`` and fill ``[x]`` placeholders) are
+    Lark's own. Returns None when Lark's internals are not as expected.
+    """
+    builder = getattr(lark, "_parse_tree_builder", None)
+    rule_builders = getattr(builder, "rule_builders", None)
+    if rule_builders is None:
+        return None
+    transformer = lark.options.transformer
+    callbacks = {}
+    for rule, wrapper_chain in rule_builders:
+        name = rule.alias or rule.options.template_source or rule.origin.name
+        method = getattr(transformer, name, None)
+        if method is None:
+            f = partial(builder.tree_class, name)
+        else:
+            base = getattr(method, "base_func", method)
+            f = partial(_call_inline, base)
+        for wrapper in wrapper_chain:
+            f = wrapper(f)
+        callbacks[rule] = f
+    return callbacks
+
+
+def _call_inline(method, children):
+    return method(*children)
+
+
 class _Driver:
     """The LALR(1) loop over Lark's parse table, with the grammar's callbacks.
 
@@ -463,7 +534,7 @@ class _Driver:
         frontend = lark.parser
         inner = frontend.parser.parser
         table = inner.parse_table
-        callbacks = inner.callbacks
+        callbacks = _direct_callbacks(lark) or inner.callbacks
         self.lexer = frontend.lexer
         self.lexer_conf = frontend.lexer_conf
         self.start_states = table.start_states
@@ -570,6 +641,10 @@ def _parse(text: str, start: str, filename: str, line_offset: int = 0) -> Any:
     if "\x00" in text:
         raise SkvmError.at(Location(filename, 1, 1), "input is binary (contains NUL bytes)")
     with _lock:
+        # The parse allocates many small acyclic objects; the cyclic GC
+        # would rescan them again and again (time superlinear in input size).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         _BUILDER.filename = filename
         _BUILDER.line_offset = line_offset
         try:
@@ -594,6 +669,9 @@ def _parse(text: str, start: str, filename: str, line_offset: int = 0) -> Any:
             raise SkvmError.at(Location(filename, 1, 1), f"syntax error: {exc}") from None
         except RecursionError:
             raise SkvmError.at(Location(filename, 1, 1), "input nests too deeply") from None
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
 
 def parse_module(text: str, filename: str = "<input>", line_offset: int = 0) -> Module:

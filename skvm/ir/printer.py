@@ -169,9 +169,12 @@ class Printer:
         parts = [self._results_prefix(op) + op.name]
         shown: set[str] = set()
         for name in op.positional:
-            if name not in op.attributes:
+            value = op.attributes.get(name)
+            # A %value or a dictionary cannot stand positionally (the grammar
+            # would read it as an operand or the attribute dictionary).
+            if value is None or isinstance(value, (ValueRef, DictAttr)):
                 break
-            parts.append(attr_text(op.attributes.get(name)))
+            parts.append(attr_text(value))
             shown.add(name)
         if op.operands:
             parts.append("(" + ", ".join(value_text(n) for n in op.operands) + ")")

@@ -40,8 +40,8 @@ import networkx as nx
 
 from skvm.ir.attributes import DictAttr, Keyword, ValueRef
 from skvm.ir.operation import Effect, Module, Op, Region, Trait, Value
-from skvm.passes.analysis.dep_graph import DepGraphResult
-from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, local_effects
+from skvm.passes.analysis.dep_graph import DepGraphAnalysis, DepGraphResult
+from skvm.passes.analysis.effects import ANY_PATH, EffectsAnalysis, EffectsResult, local_effects
 from skvm.passes.base import ModulePass, PassContext, PassResult
 
 NAME = "parallelize"
@@ -232,6 +232,15 @@ class _Stats:
     ilp: int = 0
     tlp: int = 0
     branches: int = 0
+
+    def merged(self, other: "_Stats") -> "_Stats":
+        """The counts of two rounds together."""
+        return _Stats(
+            self.dlp + other.dlp,
+            self.ilp + other.ilp,
+            self.tlp + other.tlp,
+            self.branches + other.branches,
+        )
 
 
 class _Scheduler:
@@ -536,12 +545,30 @@ class Parallelize(ModulePass):
             raise ValueError("max-width must be at least 1")
 
     def run(self, module: Module, am, ctx: PassContext) -> PassResult:
-        """Schedule every procedure; unchanged modules are returned as is."""
+        """Schedule every procedure to a fixed point; unchanged modules are returned as is."""
         if not module.procs():
             return self.unchanged(module)
         deps: DepGraphResult = am.get("dep-graph", module)
         effects: EffectsResult = am.get("effects", module)
         new, stats = parallelize_module(module, deps, effects, self.max_width, ctx)
+        # Scheduling one level can expose more (an ILP group makes a chain a
+        # single node that can then run beside another chain): iterate to a
+        # fixed point so that running the pass again changes nothing.
+        for _ in range(_MAX_ROUNDS):
+            if new is module or new == module:
+                break
+            current = new
+            again, more = parallelize_module(
+                current,
+                DepGraphAnalysis().run(current, _Analyses(current)),
+                EffectsAnalysis().run(current, None),
+                self.max_width,
+                ctx,
+            )
+            if again is current or again == current:
+                break
+            new = again
+            stats = stats.merged(more)
         _add_stats(ctx, [
             (f"{NAME}.regions.dlp", stats.dlp),
             (f"{NAME}.regions.ilp", stats.ilp),
@@ -551,3 +578,19 @@ class Parallelize(ModulePass):
         if new is module:
             return self.unchanged(module)
         return self.changed(new)
+
+
+#: Bound on scheduling rounds per run (each round nests one more level).
+_MAX_ROUNDS = 8
+
+
+class _Analyses:
+    """A minimal analysis manager for the internal rounds (no caching needed)."""
+
+    def __init__(self, module: Module):
+        self.module = module
+
+    def get(self, name: str, module: Module):
+        from skvm.passes.registry import ANALYSES
+
+        return ANALYSES[name]().run(module, self)
