@@ -23,8 +23,9 @@ import functools
 import hashlib
 import importlib.util
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 #: Name reported when counts are estimated rather than tokenized.
 ESTIMATE_NAME = "estimate:chars/4"
@@ -99,7 +100,7 @@ def _encoding() -> Any | None:
             mergeable_ranks=_parse_bpe(data),
             special_tokens=_CL100K_SPECIAL,
         )
-    except Exception:  # a malformed override file: fall back to the estimate
+    except ValueError:  # a malformed override file (bad base64, bad lines): estimate
         return None
 
 
