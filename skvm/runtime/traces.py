@@ -1,0 +1,229 @@
+"""The trace store: a durable record of every op the VM executes.
+
+One SQLite file (standard library) per work directory,
+``<workdir>/.skvm/traces.sqlite``. It is opened in WAL mode with
+``synchronous=NORMAL`` and every record is written in its own transaction,
+so a run killed with SIGKILL leaves a readable store holding every op that
+finished before the kill (the run itself stays ``running``).
+
+Tables:
+
+* ``runs``: one row per run (id, skill, proc, model, status, totals);
+* ``ops``: one row per op execution (run id, sequence number, op id = the
+  op's path in the module, name, location, inputs hash and preview, outcome,
+  error, tokens in/out, latency, model messages and tool calls as JSON).
+
+:meth:`TraceStore.export_run` gives the records as dicts matching
+``skvm/schemas/trace.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+TRACE_DIR = ".skvm"
+TRACE_FILE = "traces.sqlite"
+SCHEMA_VERSION = 1
+#: Longest preview of inputs or results kept in a record.
+PREVIEW_CHARS = 400
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY,
+  skill TEXT NOT NULL,
+  proc TEXT NOT NULL,
+  model TEXT,
+  started REAL NOT NULL,
+  finished REAL,
+  status TEXT NOT NULL,
+  error TEXT,
+  tokens_in INTEGER NOT NULL DEFAULT 0,
+  tokens_out INTEGER NOT NULL DEFAULT 0,
+  ops INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS ops (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  op_id TEXT NOT NULL,
+  op_name TEXT NOT NULL,
+  location TEXT,
+  inputs_hash TEXT,
+  inputs_preview TEXT,
+  result_preview TEXT,
+  outcome TEXT NOT NULL,
+  error TEXT,
+  tokens_in INTEGER NOT NULL DEFAULT 0,
+  tokens_out INTEGER NOT NULL DEFAULT 0,
+  latency_s REAL NOT NULL,
+  started REAL NOT NULL,
+  messages TEXT,
+  tool_calls TEXT,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS ops_by_op ON ops (op_id);
+"""
+
+#: Op outcomes a record may have.
+OUTCOMES = ("ok", "failed", "cancelled", "skipped", "fallback")
+
+
+def default_store_path(workdir: Path) -> Path:
+    """Where a work directory's trace store lives."""
+    return Path(workdir) / TRACE_DIR / TRACE_FILE
+
+
+def _truncate(text: str | None, limit: int = PREVIEW_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."
+
+
+class TraceStore:
+    """Appends run and op records to the SQLite store; safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: each statement below is its own atomic transaction.
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10
+        )
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._seq: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ writing
+    def start_run(self, skill: str, proc: str, model: str | None) -> str:
+        """Record a new run and return its id."""
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO runs (run_id, skill, proc, model, started, status)"
+                " VALUES (?, ?, ?, ?, ?, 'running')",
+                (run_id, skill, proc, model, time.time()),
+            )
+            self._seq[run_id] = 0
+        return run_id
+
+    def record_op(
+        self,
+        run_id: str,
+        *,
+        op_id: str,
+        op_name: str,
+        location: str | None,
+        inputs: Any,
+        inputs_hash: str,
+        result: str | None,
+        outcome: str,
+        error: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        latency_s: float = 0.0,
+        started: float = 0.0,
+        messages: Any = None,
+        tool_calls: Any = None,
+    ) -> int:
+        """Append one op record (atomically) and return its sequence number."""
+        with self._lock:
+            seq = self._seq.get(run_id, 0) + 1
+            self._seq[run_id] = seq
+            self._db.execute(
+                "INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    seq,
+                    op_id,
+                    op_name,
+                    location,
+                    inputs_hash,
+                    _truncate(inputs if isinstance(inputs, str) else json.dumps(inputs, default=str)),
+                    _truncate(result),
+                    outcome,
+                    _truncate(error, 2000),
+                    tokens_in,
+                    tokens_out,
+                    latency_s,
+                    started,
+                    json.dumps(messages, default=str) if messages is not None else None,
+                    json.dumps(tool_calls, default=str) if tool_calls is not None else None,
+                ),
+            )
+        return seq
+
+    def finish_run(
+        self, run_id: str, status: str, error: str | None, tokens_in: int, tokens_out: int
+    ) -> None:
+        """Mark a run finished with its status and totals."""
+        with self._lock:
+            ops = self._seq.get(run_id, 0)
+            self._db.execute(
+                "UPDATE runs SET finished=?, status=?, error=?, tokens_in=?, tokens_out=?, ops=?"
+                " WHERE run_id=?",
+                (time.time(), status, _truncate(error, 2000), tokens_in, tokens_out, ops, run_id),
+            )
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ reading
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first."""
+        with self._lock:
+            cursor = self._db.execute("SELECT * FROM runs ORDER BY started, run_id")
+            return _rows(cursor)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run by id or unique id prefix (``last`` = the newest run)."""
+        with self._lock:
+            if run_id == "last":
+                cursor = self._db.execute("SELECT * FROM runs ORDER BY started DESC LIMIT 1")
+            else:
+                cursor = self._db.execute(
+                    "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY started", (run_id + "%",)
+                )
+            rows = _rows(cursor)
+        return rows[0] if len(rows) == 1 else None
+
+    def ops(self, run_id: str) -> list[dict[str, Any]]:
+        """The op records of a run, in execution order."""
+        with self._lock:
+            cursor = self._db.execute("SELECT * FROM ops WHERE run_id=? ORDER BY seq", (run_id,))
+            rows = _rows(cursor)
+        for row in rows:
+            for key in ("messages", "tool_calls"):
+                if row[key] is not None:
+                    row[key] = json.loads(row[key])
+        return rows
+
+    def export_run(self, run_id: str) -> dict[str, Any]:
+        """A run and its op records as one JSON-ready dict (trace.schema.json)."""
+        run = self.run(run_id)
+        if run is None:
+            raise KeyError(run_id)
+        return {"schema_version": SCHEMA_VERSION, "run": run, "ops": self.ops(run["run_id"])}
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def open_readonly(path: str | os.PathLike[str]) -> TraceStore:
+    """Open an existing store for reading (raises FileNotFoundError when absent)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(path)
+    return TraceStore(path)
