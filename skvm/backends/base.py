@@ -109,9 +109,11 @@ class Backend:
         self.module = module
         self.meta = module.meta
         self._errors_before = self.diagnostics.error_count
-        self.notes: dict[str, Any] = {"dropped_keys": [], "moved_to_metadata": [], "warnings": []}
+        self.notes: dict[str, Any] = {"dropped_keys": [], "moved_to_metadata": [], "warnings": [], "original": {}}
         self.skill_name = self.make_name()
         self.description = self.make_description()
+        self.remember_original("name", self.skill_name)
+        self.remember_original("description", self.description)
         renderer = BodyRenderer(module, self.harness, self.resource_prefix())
         body = self.body(renderer)
         bundle = Bundle(folder=self.skill_name)
@@ -151,6 +153,7 @@ class Backend:
             if len(compat) > COMPATIBILITY_MAX:
                 self.warn(f"compatibility trimmed to {COMPATIBILITY_MAX} characters")
             fields["compatibility"] = trim(compat, COMPATIBILITY_MAX)
+            self.remember_original("compatibility", fields["compatibility"])
         elif compat:
             self.notes["dropped_keys"].append("compatibility")
         metadata = {k: as_metadata_string(v) for k, v in (meta_value(meta, "metadata") or {}).items()}
@@ -225,6 +228,12 @@ class Backend:
         self.diagnostics.warning(f"{self.name}: {message}", loc or self.loc())
         self.notes["warnings"].append(message)
 
+    def remember_original(self, key: str, written: str) -> None:
+        """Record in the manifest a meta value the target changed (the importer restores it)."""
+        source = meta_value(self.meta, key)
+        if isinstance(source, str) and source != written:
+            self.notes["original"][key] = {"from": source, "to": written}
+
     def make_name(self) -> str:
         """The spec-valid skill name (also the folder name)."""
         raw = meta_value(self.meta, "name") or self.module.sym_name.replace("_", "-")
@@ -286,6 +295,8 @@ class Backend:
             "moved_to_metadata": sorted(set(self.notes["moved_to_metadata"])),
             "warnings": self.notes["warnings"],
         }
+        if self.notes.get("original"):
+            doc["original"] = dict(sorted(self.notes["original"].items()))
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -42,6 +42,8 @@ class Harness:
         description_budget: listing budget for ``description`` in characters.
         single_line_frontmatter: every frontmatter value on one line (OpenClaw).
         scripts_for_commands: lower model-free command runs to ``scripts/run-<n>.sh``.
+        setup_hint: when every requirement is stated in the skill's text (``inline``),
+            still add a ``## Setup`` section pointing at ``scripts/setup-env.sh``.
         sources: where the conventions come from (for docs/targets.md).
     """
 
@@ -55,6 +57,7 @@ class Harness:
     description_budget: int
     single_line_frontmatter: bool = False
     scripts_for_commands: bool = True
+    setup_hint: bool = True
     sources: tuple[str, ...] = ()
 
 
@@ -76,6 +79,9 @@ HARNESSES: dict[str, Harness] = {
             # The agentskills output is the front end's inverse: commands stay
             # in the body as fenced blocks so they import back as tool.exec.
             scripts_for_commands=False,
+            # ... and no Setup section is added (it would import back as prose);
+            # the manifest lists the generated setup script.
+            setup_hint=False,
             sources=("skills-format.md §1.2, §1.4, §1.5", "agentskills.io/specification"),
         ),
         Harness(

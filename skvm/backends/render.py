@@ -2,15 +2,23 @@
 
 The Markdown conventions (what each op becomes) are written down in
 ``docs/targets.md`` so the front end can read the ``agentskills`` output back
-to the same module:
+to the same module (``docs/frontend.md`` names the attributes relied on):
 
 * ``ctx.text`` -> ``## Title`` (``level`` hashes) + the prose; no title -> prose only;
-* runs of ``ctx.rule`` -> ``## Rules`` + ``- **MUST** text`` items;
-* ``ctx.example`` -> ``## Example`` (``## Example: title``) + a fenced block;
-* runs of ``ctx.ref`` -> ``## References`` + ``- Read `path` when …`` items;
-* runs of ``env.require``/``env.bind`` -> ``## Requirements`` + ``- manager: `pkg` version``;
-* ``skill.proc @main`` -> ``## Steps``, others -> ``## Procedure `name```: an ``Inputs:``
-  line, then one ``1.`` item per op (nested regions are nested numbered lists).
+  ``html_comment`` -> ``<!-- text -->``;
+* ops marked ``inline`` (rules, resource mentions, requirements the text states)
+  are already in the text and are not repeated;
+* runs of other ``ctx.rule`` -> ``## Rules`` + ``- **MUST** text`` items;
+* ``ctx.example`` -> a fenced block (its ``title`` is the info string);
+* runs of other ``ctx.ref`` -> ``## References`` + ``- Read `path` when …`` items;
+* runs of other ``env.require``/``env.bind`` -> ``## Requirements`` + ``- manager: `pkg` version``;
+* ``ctx.ref @proc`` -> the procedure's steps at that place; a step that carries its
+  source text (``marker`` + prompt or ``origin``) is written back exactly;
+* ops marked ``synthetic`` (built by the front end from the layout or wording)
+  render nothing of their own: a synthetic proc is not rendered, a synthetic
+  ``ctl.if`` / ``ctl.for_each`` / ``env.if`` renders its steps in its place;
+* other ``skill.proc`` -> ``## Steps`` (``main``) / ``## Procedure `name```: an
+  ``Inputs:`` line, then one ``1.`` item per op (nested regions are nested lists).
 
 What differs between harnesses is data (:class:`~skvm.backends.conventions.Harness`):
 tool names, the way parallel regions are phrased, the skill-dir prefix of
@@ -23,13 +31,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from itertools import pairwise
+
+import attrs
 
 from skvm.backends import lowering
 from skvm.backends.conventions import Harness
 from skvm.ir.attributes import Keyword
-from skvm.ir.operation import Module, Op, Region
+from skvm.ir.operation import Module, Op
 
 INDENT = "   "  # continuation indent under a "1. " list item
+INDENT_WIDTH = len(INDENT)
 
 #: Rule severity -> the marker written in front of the rule.
 RULE_MARKERS = {"must": "MUST", "should": "SHOULD", "never": "NEVER", "may": "MAY"}
@@ -120,20 +132,39 @@ class BodyRenderer:
                 self._defs[r.name] = op
             for name in op.uses():
                 self._uses[name] = self._uses.get(name, 0) + 1
-        blocks: list[list[str]] = []
-        procs = {op.sym_name: op for op in self.module.ops if op.name == "skill.proc"}
-        placed = {op.attr("resource").name for op in self.module.ops
-                  if op.name == "ctx.ref" and op.attr("resource").name in procs}
-        ops = []
-        for op in self.module.ops:
-            if op.name in ("skill.meta", "skill.resource") or _is_inline_rule(op):
-                continue  # inline rules are sentences of the prose, already shown there
-            if op.name == "skill.proc" and (op.sym_name in placed or _is_dispatcher(op)):
+        self._procs = {op.sym_name: op for op in self.module.ops if op.name == "skill.proc"}
+        placed = {op.attr("resource").name for op in self.module.walk()
+                  if op.name == "ctx.ref" and op.attr("resource").name in self._procs}
+        ops = self._top_ops(self.module.ops, placed)
+        blocks = self._blocks(ops)
+        if self._setup and self.harness.setup_hint and not any(_GROUPS.get(op.name) == "env" for op in ops):
+            # Every requirement is stated in the text: only point at the generated script.
+            setup = self.prefix + lowering.SETUP_SCRIPT
+            at = 1 if ops and ops[0].name == "ctx.text" and ops[0].attr("level") == 1 else 0  # after a title
+            blocks.insert(at, [self._h() + " Setup", "",
+                               f"Run `{setup}` once first{self._tool('shell')}; it installs only what is missing."])
+        return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
+
+    def _top_ops(self, ops, placed: set[str]) -> list[Op]:
+        """The module-level ops that render, in order (synthetic env.if sections flattened)."""
+        out: list[Op] = []
+        for op in ops:
+            if op.name in ("skill.meta", "skill.resource") or _restated(op):
+                continue  # inline ops are sentences / mentions of the prose, already shown there
+            if op.name == "skill.proc" and (op.sym_name in placed or op.has_attr("synthetic")):
                 continue  # rendered where its ctx.ref stands / implied by the sections
-            if op.name == "ctx.ref" and op.attr("resource").name in procs:
+            if op.name == "env.if" and op.has_attr("synthetic") and not _region_ops(op, 1):
+                out += self._top_ops(op.regions[0].ops, placed)  # its heading is inside
+                continue
+            if op.name == "ctx.ref" and op.attr("resource").name in self._procs:
                 self._inline_procs.add(op.attr("resource").name)
-                op = procs[op.attr("resource").name]
-            ops.append(op)
+                op = self._procs[op.attr("resource").name]
+            out.append(op)
+        return out
+
+    def _blocks(self, ops: list[Op]) -> list[list[str]]:
+        """One block of lines per module-level op (runs of a group share one block)."""
+        blocks: list[list[str]] = []
         i = 0
         while i < len(ops):
             op = ops[i]
@@ -147,7 +178,7 @@ class BodyRenderer:
                 continue
             blocks.append(self._top(op))
             i += 1
-        return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
+        return blocks
 
     # -- paths and values ----------------------------------------------------------
     def path(self, sym: str) -> str:
@@ -180,6 +211,8 @@ class BodyRenderer:
     def _text(self, op: Op) -> list[str]:
         title = op.attr("title", "")
         text = op.attr("text", "").strip("\n")
+        if op.has_attr("html_comment"):
+            return [f"<!-- {text} -->"]
         lines = []
         if title:
             lines += [self._h(op.attr("level", 2)) + " " + title, ""]
@@ -192,18 +225,24 @@ class BodyRenderer:
 
     def _example(self, op: Op) -> list[str]:
         title = op.attr("title")
+        lang = op.attr("lang", "")
+        code = op.attr("code", "")
+        if op.has_attr("indented") and not title and not lang and code.strip():
+            return [("    " + line) if line else "" for line in code.split("\n")]
+        if title and title.startswith(lang) and "`" not in title:
+            return fence(code, title)  # the front end's title is the fence's info string
         head = [f"Example: {title}", ""] if title else []
-        return [*head, *fence(op.attr("code", ""), op.attr("lang", ""))]
+        return [*head, *fence(code, lang)]
 
     def _proc(self, op: Op) -> list[str]:
         name = op.sym_name
         if name in self._inline_procs:  # under the heading of its section: just the steps
-            return self._numbered(op.body.ops)
+            return self._numbered(op.body.ops, exact=True)
         lines = [self._h() + (" Steps" if name == "main" else f" Procedure `{name}`"), ""]
         if op.params:
             ins = ", ".join(f"`{p.name}` ({p.type})" for p in op.params)
             lines += [f"Inputs: {ins}.", ""]
-        lines += self._numbered(op.body.ops)
+        lines += self._numbered(op.body.ops, exact=True)
         while lines and lines[-1] == "":
             lines.pop()
         return lines
@@ -215,9 +254,12 @@ class BodyRenderer:
                 continue
             if i:
                 out += ["", f"{self._h()} Otherwise", ""]
-            inner = BodyRenderer(Module("x", Region(region.ops)), self.harness, self.prefix, self.shift + 1)
-            inner.scripts = self.scripts
-            out.append(inner.render().rstrip("\n"))
+            self.shift += 1
+            try:
+                blocks = self._blocks(self._top_ops(region.ops, set()))
+            finally:
+                self.shift -= 1
+            out.append("\n\n".join("\n".join(b) for b in blocks if b))
         return out
 
     def _env_condition(self, op: Op) -> str:
@@ -271,36 +313,83 @@ class BodyRenderer:
         return item
 
     # -- steps ---------------------------------------------------------------------
-    def _numbered(self, ops) -> list[str]:
-        """A numbered list, one item per op (nested regions become nested lists)."""
-        items: list[list[str]] = []
-        ops = [op for op in ops if op.name not in ("ctl.yield", "ctl.return") and not _is_inline_rule(op)]
-        folded = self._folded_judges(ops)
+    def _numbered(self, ops, exact: bool = False) -> list[str]:
+        """A list, one item per step (nested regions become nested lists).
+
+        With ``exact`` (a procedure's own steps), a step that carries its source
+        marker is written as marker + source text, as the front end read it;
+        otherwise items are numbered ``1.`` … and source text is re-indented.
+        """
+        out: list[str] = []
+        items = self._items(ops)
+        # Source markers only when every item has one: a list mixing them with generated
+        # items (a command script, a pass's new step) is numbered afresh.
+        exact = exact and all(item.marker is not None for item in items)
+        for n, item in enumerate(items, start=1):
+            head, *rest = item.lines
+            if exact and item.marker is not None and item.source is not None:
+                heading = item.marker.startswith("#")
+                if heading and out and out[-1] != "":
+                    out.append("")
+                out += [item.marker + item.source[0], *item.source[1:]] + ([""] if heading else [])
+                continue
+            out.append(f"{n}. {head}")
+            out.extend((INDENT + line) if line else "" for line in rest)
+        while out and out[-1] == "":
+            out.pop()
+        return out
+
+    def _items(self, ops) -> list[_Item]:
+        """The items of a list of steps: folded judges and listings, flattened synthetic ops."""
+        items: list[_Item] = []
+        ops = [op for op in ops if op.name not in ("ctl.yield", "ctl.return") and not _restated(op)]
+        flat = {id(op) for op in ops if _flattens(op)}
+        folded = self._folded_judges(ops) | self._hidden_listings(ops, flat)
+        in_origin = False  # the previous item was a command step written from its origin text
         i = 0
         while i < len(ops):
             op = ops[i]
-            if id(op) in folded:
+            if id(op) in folded or (in_origin and op.name in _TOOL_OPS and op.has_attr("synthetic")):
+                i += 1
+                continue
+            in_origin = False
+            if id(op) in flat:
+                for region in op.regions:
+                    items += self._items(region.ops)
                 i += 1
                 continue
             run = self._command_run(ops, i)
             if run > 1:
-                items.append(self._run_script(ops[i : i + run]))
+                items.append(_Item(self._run_script(ops[i : i + run])))
                 i += run
                 continue
-            item = self._step(op)
-            if item:
-                items.append(item)
+            if op.name in _TOOL_OPS and isinstance(op.attr("origin"), str):
+                items.append(_source_item(op, op.attr("origin")))
+                in_origin = True
+            elif op.name == "llm.step" and op.has_attr("marker"):
+                items.append(_source_item(op, op.attr("prompt", "")).extended(self._schema_lines(op)))
+            else:
+                lines = self._step(op)
+                if lines:
+                    items.append(_Item(lines))
             i += 1
-        out: list[str] = []
-        for n, (head, *rest) in enumerate(items, start=1):
-            out.append(f"{n}. {head}")
-            out.extend((INDENT + line) if line else "" for line in rest)
-        return out
+        return items
+
+    def _hidden_listings(self, ops: list[Op], flat: set[int]) -> set[int]:
+        """Synthetic judges / listings whose only user is the flattened op right after them."""
+        hidden = set()
+        for a, b in pairwise(ops):
+            if (
+                a.name in ("llm.judge", "llm.gen") and a.has_attr("synthetic") and id(b) in flat
+                and a.results and a.results[0].name in b.operands and self._uses.get(a.results[0].name) == 1
+            ):
+                hidden.add(id(a))
+        return hidden
 
     def _folded_judges(self, ops: list[Op]) -> set[int]:
         """llm.judge ops used only by the ctl.if right after them: phrased as "If …"."""
         folded = set()
-        for a, b in zip(ops, ops[1:]):
+        for a, b in pairwise(ops):
             if (
                 a.name == "llm.judge" and b.name == "ctl.if" and a.results
                 and b.operands == (a.results[0].name,) and self._uses.get(a.results[0].name) == 1
@@ -333,10 +422,10 @@ class BodyRenderer:
             f"Runs {len(ops)} commands of the skill in order.", ops, self.resources, params
         )
         args = "".join(" " + self.placeholder(p) for p in params)
-        return [
+        return [(
             f"Run `{self.prefix}{path}{args}`{self._tool('shell')} "
             f"(it runs {len(ops)} commands in order; do not retype them)."
-        ]
+        )]
 
     def _command(self, op: Op) -> str:
         return lowering.command_line(op, self.path, self.placeholder)
@@ -352,15 +441,17 @@ class BodyRenderer:
 
     def _llm(self, op: Op) -> list[str]:
         prompt = (op.attr("prompt") or op.attr("question") or "").strip()
-        first, *rest = prompt.split("\n")
         # Continuation lines keep the indentation they had under their list item.
-        lines = [first, *(line.removeprefix(INDENT) for line in rest)]
+        return _rebased(prompt.split("\n"), INDENT_WIDTH) + self._schema_lines(op)
+
+    def _schema_lines(self, op: Op) -> list[str]:
+        """The JSON schema a ``json<…>`` result must match, as a fenced block (or nothing)."""
         result = op.results[0].type if op.results else None
         schema = getattr(result, "schema", None) if result is not None else None
-        if schema is not None:
-            lines += ["", "Answer with JSON matching this schema:", "",
-                      *fence(json.dumps(schema, indent=2, sort_keys=True), "json")]
-        return lines
+        if schema is None:
+            return []
+        return ["", "Answer with JSON matching this schema:", "",
+                *fence(json.dumps(schema, indent=2, sort_keys=True), "json")]
 
     def _judge(self, op: Op) -> list[str]:
         question = (op.attr("question") or op.attr("prompt") or "").strip()
@@ -466,31 +557,66 @@ class BodyRenderer:
         return lines
 
 
-def _is_inline_rule(op: Op) -> bool:
-    """A rule the front end found inside a prose sentence (the sentence is already rendered)."""
-    return op.name == "ctx.rule" and op.has_attr("inline")
+@attrs.frozen
+class _Item:
+    """One list item.
+
+    ``lines`` are relative to the item's content column (continuation lines get
+    the list's indent); ``marker`` and ``source`` (the step's exact source lines,
+    written after the marker) are set for steps that carry their source text.
+    """
+
+    lines: list[str]
+    marker: str | None = None
+    source: list[str] | None = None
+
+    def extended(self, more: list[str]) -> _Item:
+        """The item with ``more`` lines at its end."""
+        source = self.source + more if self.source is not None else None
+        return _Item(self.lines + more, self.marker, source)
 
 
-#: Ops of the dispatcher procedure the front end synthesizes over a skill's sections.
-_DISPATCH_OPS = frozenset({"llm.judge", "ctl.if", "ctl.call", "ctl.yield", "ctl.return"})
-_DISPATCH_QUESTION = "Does the task call for the procedure"
+def _source_item(op: Op, text: str) -> _Item:
+    """The item of a step that carries its source text (``marker`` + prompt / origin)."""
+    marker = op.attr("marker")
+    if not isinstance(marker, str):
+        return _Item(_rebased(text.strip().split("\n"), INDENT_WIDTH))
+    source = text.split("\n")
+    return _Item(_rebased(source, len(marker)), marker, source)
 
 
-#: The single step the front end gives a skill without steps (implied by the body).
-_DEFAULT_STEP = "Complete the user's task following the skill's guidance."
+def _rebased(lines: list[str], base: int) -> list[str]:
+    """Continuation lines without up to ``base`` leading spaces (their indent under the marker)."""
+    return lines[:1] + [line[min(base, len(line) - len(line.lstrip(" "))):] for line in lines[1:]]
 
 
-def _is_dispatcher(proc: Op) -> bool:
-    """A ``main`` implied by the body: it picks a section procedure, or is the default step."""
-    ops = list(proc.walk())[1:]
-    steps = [o for o in ops if o.name not in ("ctl.return", "ctl.yield")]
-    if len(steps) == 1 and steps[0].name == "llm.step" and steps[0].attr("prompt") == _DEFAULT_STEP:
-        return True
-    return (
-        bool(ops)
-        and all(o.name in _DISPATCH_OPS for o in ops)
-        and all(str(o.attr("question") or o.attr("prompt") or "").startswith(_DISPATCH_QUESTION)
-                for o in ops if o.name == "llm.judge")
+#: Ops marked ``inline`` restate the text (a sentence, a mention, a command): not repeated.
+_RESTATING = frozenset({"ctx.rule", "ctx.ref", "env.require", "env.bind"})
+_TOOL_OPS = frozenset({"tool.exec", "tool.script"})
+#: Control ops the front end builds around one step's text ("If …", "For each …", "On macOS …").
+_FLATTENABLE = frozenset({"ctl.if", "ctl.for_each", "env.if"})
+
+
+def _restated(op: Op) -> bool:
+    """An op the front end found in the text (already rendered with the text)."""
+    return op.name in _RESTATING and op.has_attr("inline")
+
+
+def _region_ops(op: Op, index: int) -> list[Op]:
+    """The ops of region ``index`` other than ``ctl.yield`` (none when it does not exist)."""
+    if index >= len(op.regions):
+        return []
+    return [o for o in op.regions[index].ops if o.name != "ctl.yield"]
+
+
+def _flattens(op: Op) -> bool:
+    """A synthetic control op whose steps all carry their source text: render just them."""
+    if op.name not in _FLATTENABLE or not op.has_attr("synthetic"):
+        return False
+    inner = [o for i in range(len(op.regions)) for o in _region_ops(op, i)]
+    return bool(inner) and all(
+        o.has_attr("marker") or (o.name in _TOOL_OPS and o.has_attr("synthetic")) or _flattens(o)
+        for o in inner
     )
 
 

@@ -28,12 +28,23 @@ present, that layout is assumed: the files listed in ``files.txt`` become
 bundle entries that exist but are not available (no size, no hash), the two
 manifest files are not bundle entries, and the folder name for the name check
 is taken from the ``path:`` line of ``SOURCE.txt``.
+
+A folder written by a back end holds ``skvm-manifest.json``
+(:data:`EXPORT_MANIFEST`). It is not a bundle entry, nor are the files its
+``generated`` list names (SKILL.md, the setup script, dependency fragments,
+command scripts: they are lowered from the IR, not bundled). Its
+``resources`` entries that were not copied (``missing``, ``hash-mismatch``)
+come back as listed-but-unavailable entries, like the corpus layout; its
+``moved_to_metadata`` keys and ``original`` meta values are kept on
+:attr:`SkillSource.export` for the lowering to restore. A manifest that is
+not valid JSON of that shape is an ordinary bundled file.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path, PurePosixPath
@@ -49,6 +60,10 @@ EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__",
 EXCLUDED_FILES = frozenset({".DS_Store", "Thumbs.db"})
 CORPUS_MANIFEST = "files.txt"
 CORPUS_SOURCE = "SOURCE.txt"
+EXPORT_MANIFEST = "skvm-manifest.json"
+#: Resource statuses of an export manifest whose file is not in the folder.
+NOT_COPIED = frozenset({"missing", "hash-mismatch"})
+BUNDLE_KINDS = frozenset({"script", "reference", "asset", "other"})
 
 # File-name prefixes (case-insensitive) and exact names -> kind.
 KIND_BY_NAME: dict[str, str] = {
@@ -120,6 +135,17 @@ class BundledFile:
 
 
 @attrs.frozen
+class ExportManifest:
+    """What a back end's ``skvm-manifest.json`` tells the importer."""
+
+    target: str
+    generated: tuple[str, ...]
+    moved_to_metadata: tuple[str, ...]
+    # (key, value the source had, value the emitted frontmatter holds), e.g. a normalised name.
+    original: tuple[tuple[str, str, str], ...] = ()
+
+
+@attrs.frozen
 class SkillSource:
     """A skill folder as read from disk: SKILL.md text plus bundled files."""
 
@@ -131,6 +157,8 @@ class SkillSource:
     files: tuple[BundledFile, ...]
     # True for the shared corpus layout (files.txt + SOURCE.txt).
     from_manifest: bool = False
+    # The back end's manifest when the folder was emitted by skvm.
+    export: ExportManifest | None = None
 
     def file(self, rel_path: str) -> BundledFile | None:
         """The bundled file at ``rel_path`` (POSIX, relative), or None."""
@@ -338,6 +366,46 @@ def _manifest(root: Path) -> tuple[list[BundledFile], str | None]:
     return files, folder_name
 
 
+def _strings(value) -> tuple[str, ...]:
+    """``value`` as a tuple of strings (empty when it is not a list of strings)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return ()
+    return tuple(value)
+
+
+def _export_manifest(root: Path) -> tuple[ExportManifest, list[BundledFile]] | None:
+    """The export manifest and its not-copied resources, or None when there is none."""
+    path = root / EXPORT_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("target"), str):
+        return None
+    original = []
+    for key, change in sorted((doc.get("original") or {}).items()) if isinstance(doc.get("original"), dict) else ():
+        if isinstance(change, dict) and isinstance(change.get("from"), str) and isinstance(change.get("to"), str):
+            original.append((key, change["from"], change["to"]))
+    manifest = ExportManifest(
+        target=doc["target"],
+        generated=_strings(doc.get("generated")),
+        moved_to_metadata=_strings(doc.get("moved_to_metadata")),
+        original=tuple(original),
+    )
+    absent = []
+    for record in doc.get("resources") or ():
+        if not isinstance(record, dict) or record.get("status") not in NOT_COPIED:
+            continue
+        rel = record.get("path")
+        if not isinstance(rel, str) or not rel or PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts:
+            continue
+        kind = record.get("kind") if record.get("kind") in BUNDLE_KINDS else classify_path(rel)
+        absent.append(BundledFile(PurePosixPath(rel).as_posix(), None, None, kind, None))
+    return manifest, absent
+
+
 def load_skill_folder(path: str | Path) -> SkillSource:
     """Read a skill folder (or its SKILL.md) into a :class:`SkillSource`.
 
@@ -358,6 +426,12 @@ def load_skill_folder(path: str | Path) -> SkillSource:
         present = {f.rel_path for f in files}
         files += [f for f in listed if f.rel_path not in present]
         folder_name = source_folder or folder_name
+    export = _export_manifest(root)
+    if export is not None:
+        skipped = {EXPORT_MANIFEST, *export[0].generated}
+        files = [f for f in files if f.rel_path not in skipped]
+        present = {f.rel_path for f in files}
+        files += [f for f in export[1] if f.rel_path not in present]
     return SkillSource(
         root=root,
         skill_md_path=skill_md,
@@ -366,4 +440,5 @@ def load_skill_folder(path: str | Path) -> SkillSource:
         text=text,
         files=tuple(sorted(files, key=lambda f: f.rel_path)),
         from_manifest=from_manifest,
+        export=export[0] if export is not None else None,
     )

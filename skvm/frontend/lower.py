@@ -24,6 +24,7 @@ back ends that regenerate Markdown rely on them to be an inverse:
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import textwrap
@@ -96,6 +97,12 @@ _PATH_MENTION = re.compile(r"(?<![\w.-])((?:scripts|references|reference|assets|
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\"'(\[])|\n(?=\s*[-*+]\s)|\n\s*\n")
 _SCRIPT_INTERPRETERS = {"python": ".py", "python3": ".py", "bash": ".sh", "sh": ".sh", "node": ".js", "uv": ".py"}
 _PROMPT_TEXT_LIMIT = 20000
+#: The list marker (and task checkbox) in front of a step's text.
+_ITEM_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?")
+#: The hashes in front of a "Step N" heading.
+_HEADING_MARKER = re.compile(r"^#{1,6}[ \t]+")
+#: Meta keys an export manifest's ``original`` may restore (values a target normalised).
+META_RESTORABLE = frozenset({"name", "description", "compatibility"})
 
 
 # ---------------------------------------------------------------------------
@@ -181,6 +188,8 @@ class StepSource:
     loc: Location
     code: tuple[CodeBlock, ...]
     substeps: int
+    # What preceded ``text`` in the source: the list marker ("1. ", "- [ ] ") or heading hashes.
+    marker: str = ""
 
 
 @attrs.frozen
@@ -234,7 +243,10 @@ class Lowering:
         return Location(self.file, max(1, line), max(1, col))
 
     def _module_symbol(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_]+", "_", self.front.name).strip("_").lower() or "skill"
+        name = self.front.name
+        if self.source.export is not None:
+            name = next((b for k, b, a in self.source.export.original if k == "name" and a == name), name)
+        return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower() or "skill"
 
     # -- frontmatter and bundle ----------------------------------------------------
     def _meta(self) -> Op:
@@ -246,19 +258,24 @@ class Lowering:
             attributes["compatibility"] = front.compatibility
         if front.allowed_tools:
             attributes["allowed_tools"] = tuple(front.allowed_tools)
-        if front.metadata:
-            attributes["metadata"] = DictAttr(tuple(sorted(front.metadata)))
-        if front.extensions:
-            import json
-
-            attributes["extensions"] = DictAttr(
-                tuple(
-                    sorted(
-                        (ext.key, json.dumps(ext.value, ensure_ascii=False, sort_keys=True))
-                        for ext in front.extensions
-                    )
-                )
-            )
+        metadata = dict(front.metadata)
+        extensions = {
+            ext.key: json.dumps(ext.value, ensure_ascii=False, sort_keys=True) for ext in front.extensions
+        }
+        export = self.source.export
+        if export is not None:
+            # A folder skvm emitted: undo what the target's spec forced on the frontmatter,
+            # where the frontmatter still holds what the back end wrote.
+            for key, before, after in export.original:
+                if key in META_RESTORABLE and attributes.get(key) == after:
+                    attributes[key] = before
+            for key in export.moved_to_metadata:
+                if key in metadata and key not in extensions:
+                    extensions[key] = metadata.pop(key)
+        if metadata:
+            attributes["metadata"] = DictAttr(tuple(sorted(metadata.items())))
+        if extensions:
+            attributes["extensions"] = DictAttr(tuple(sorted(extensions.items())))
         return Op.build("skill.meta", attributes=attributes, loc=self.loc(1, 1))
 
     def _resources(self) -> list[Op]:
@@ -284,7 +301,8 @@ class Lowering:
         key = (req.manager, req.package)
         if key in self.requirements:
             return
-        attributes: dict = {"manager": Keyword(req.manager), "package": req.package}
+        # inline: the requirement is stated in the skill's own text (its evidence).
+        attributes: dict = {"manager": Keyword(req.manager), "package": req.package, "inline": UNIT}
         if req.version:
             attributes["version"] = req.version
         if req.import_name and req.import_name != req.package:
@@ -440,7 +458,7 @@ class Lowering:
             self.emit(
                 Op.build(
                     "env.if",
-                    attributes={"kind": Keyword(kind), "value": value},
+                    attributes={"kind": Keyword(kind), "value": value, "synthetic": UNIT},
                     regions=(Region(ops), Region()),
                     loc=loc,
                 )
@@ -518,7 +536,8 @@ class Lowering:
                 continue
             self.referenced.add(sym)
             sentence = _sentence_around(text, offset)
-            attributes: dict = {"resource": SymbolRef(sym)}
+            # inline: the mention is in the prose; back ends do not repeat it.
+            attributes: dict = {"resource": SymbolRef(sym), "inline": UNIT}
             if sentence:
                 attributes["when"] = sentence
             self.emit(Op.build("ctx.ref", attributes=attributes, loc=self.loc(at, col)))
@@ -561,16 +580,19 @@ class Lowering:
     def _procedure_from_list(self, block: ListBlock, title: str) -> None:
         steps = []
         for item in block.items:
-            text = self._item_text(item)
+            marker, text = self._item_text(item)
             code = tuple(b for b in _walk_blocks(item.children) if isinstance(b, CodeBlock))
             substeps = sum(len(b.items) for b in item.children if isinstance(b, ListBlock))
-            steps.append(StepSource(text, self.loc(item.line, item.col), code, substeps))
+            steps.append(StepSource(text, self.loc(item.line, item.col), code, substeps, marker))
             self._rules_and_refs(item)
         self._add_procedure(title, self.loc(block.line, block.col), steps)
 
-    def _item_text(self, item: ListItem) -> str:
+    def _item_text(self, item: ListItem) -> tuple[str, str]:
+        """(marker, text) of a list item: its source with the marker (and checkbox) split off."""
         raw = self._source(item.line, item.end_line)
-        return re.sub(r"^\s*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?", "", raw, count=1).strip()
+        m = _ITEM_MARKER.match(raw)
+        marker = m.group(0) if m else ""
+        return marker, raw[len(marker):].strip()
 
     def _step_headings(self, i: int, section: tuple[str, int] | None) -> int:
         """Collect consecutive "Step N" sections from block ``i``; return the next index."""
@@ -588,10 +610,12 @@ class Lowering:
             body = blocks[i + 1 : j]
             end = body[-1].end_line if body else heading.end_line
             text = self._source(heading.line, end)
-            text = re.sub(r"^#{1,6}[ \t]+", "", text, count=1)
+            m = _HEADING_MARKER.match(text)
+            marker = m.group(0) if m else ""
+            text = text[len(marker):]
             code = tuple(b for b in _walk_blocks(body) if isinstance(b, CodeBlock))
             substeps = sum(len(b.items) for b in body if isinstance(b, ListBlock))
-            steps.append(StepSource(text, self.loc(heading.line, heading.col), code, substeps))
+            steps.append(StepSource(text, self.loc(heading.line, heading.col), code, substeps, marker))
             for b in body:
                 self._rules_and_refs(b)
             i = j
@@ -730,7 +754,7 @@ class _ProcBuilder:
             prev = result
             prev_type = result_type
         ops.append(Op.build("ctl.return", operands=(prev,)))
-        return self._proc("main", ops, self.lw.loc(1), None)
+        return self._proc("main", ops, self.lw.loc(1), None, synthetic=True)
 
     def guidance_only(self) -> Op:
         """``main`` for a skill that is all guidance: one step does the task."""
@@ -742,18 +766,21 @@ class _ProcBuilder:
             results=(Value("result", T.TEXT),),
             attributes={
                 "prompt": "Complete the user's task following the skill's guidance.",
+                "synthetic": UNIT,
                 **_caps_attrs(findings),
             },
             loc=self.lw.loc(self.lw.front.body_start_line),
         )
         ops = [step, Op.build("ctl.return", operands=("result",))]
-        return self._proc("main", ops, self.lw.loc(1), None)
+        return self._proc("main", ops, self.lw.loc(1), None, synthetic=True)
 
     def _proc(self, symbol: str, ops: list[Op], loc: Location, title: str | None,
-              result_type: T.Type = T.TEXT) -> Op:
+              result_type: T.Type = T.TEXT, synthetic: bool = False) -> Op:
         attributes: dict = {"sym_name": symbol, "result_types": (TypeAttr(result_type),)}
         if title is not None:
             attributes["section"] = title
+        if synthetic:  # implied by the skill's layout, not written in it
+            attributes["synthetic"] = UNIT
         return Op.build(
             "skill.proc",
             attributes=attributes,
@@ -800,7 +827,7 @@ class _ProcBuilder:
     def _llm_step(self, step: StepSource, n: int, inputs, commands, name: str | None = None) -> Op:
         code = [b.code for b in step.code]
         findings = step_capabilities(step.text[:_PROMPT_TEXT_LIMIT], code, step.substeps)
-        attributes: dict = {"prompt": step.text, **_caps_attrs(findings)}
+        attributes: dict = {"prompt": step.text, "marker": step.marker, **_caps_attrs(findings)}
         if commands:
             attributes["commands"] = tuple(commands)
         script = self._script_in(step.text)
@@ -839,9 +866,8 @@ class _ProcBuilder:
         ops = []
         for k, command in enumerate(commands):
             result = self.fresh(f"s{n}" if len(commands) == 1 else f"s{n}_{k + 1}")
-            attributes: dict = {}
-            if k == 0:
-                attributes["origin"] = step.text
+            # The first op carries the step's text; the step's other commands are synthetic.
+            attributes: dict = {"origin": step.text, "marker": step.marker} if k == 0 else {"synthetic": UNIT}
             script = None if needs_shell(command) else self._script_invocation(command)
             if script is not None:
                 sym, args = script
@@ -888,7 +914,7 @@ class _ProcBuilder:
         cond = self.fresh(f"c{n}")
         judge = Op.build(
             "llm.judge", operands=inputs, results=(Value(cond, T.BOOL),),
-            attributes={"question": condition, "caps": (_cap("reason.logic", 1),), "tools": ()},
+            attributes={"question": condition, "caps": (_cap("reason.logic", 1),), "tools": (), "synthetic": UNIT},
             loc=step.loc,
         )
         then_step = self._llm_step(step, n, inputs, self._commands(step), name=f"s{n}_then")
@@ -901,13 +927,13 @@ class _ProcBuilder:
             else_region = Region((Op.build("ctl.yield", operands=(fallback,)),))
         result = self.fresh(f"s{n}")
         branch = Op.build("ctl.if", operands=(cond,), results=(Value(result, T.TEXT),),
-                          regions=(then_region, else_region), attributes={"condition": condition},
+                          regions=(then_region, else_region), attributes={"condition": condition, "synthetic": UNIT},
                           loc=step.loc)
         return [judge, branch], result, otherwise is not None
 
     def _env_if(self, step, n, kind, value, negate, inputs) -> Op:
         inner = self._llm_step(step, n, inputs, self._commands(step))
-        attributes: dict = {"kind": Keyword(kind), "value": value}
+        attributes: dict = {"kind": Keyword(kind), "value": value, "synthetic": UNIT}
         if negate:
             attributes["negate"] = UNIT
         return Op.build("env.if", attributes=attributes, regions=(Region((inner,)), Region()), loc=step.loc)
@@ -921,6 +947,7 @@ class _ProcBuilder:
                 "prompt": "List, as a JSON array of strings, every item this step must be done for: "
                 + step.text.split("\n", 1)[0],
                 "caps": (_cap("gen.text.structured", 1),),
+                "synthetic": UNIT,
             },
             loc=step.loc,
         )
@@ -931,7 +958,7 @@ class _ProcBuilder:
         )
         result = self.fresh(f"s{n}")
         loop = Op.build("ctl.for_each", operands=(items,), results=(Value(result, T.list_of(T.TEXT)),),
-                        regions=(body,), loc=step.loc)
+                        regions=(body,), attributes={"synthetic": UNIT}, loc=step.loc)
         return [listing, loop], result, False
 
 

@@ -16,6 +16,7 @@ registry maps op names to those classes; unknown names build
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import attrs
@@ -306,8 +307,10 @@ class Module:
         for op in self.body.ops:
             yield from op.walk()
 
-    def symbols(self) -> dict[str, Op]:
-        """Top-level symbol table: name -> defining op (first definition wins)."""
+    @functools.cached_property
+    def _symbol_table(self) -> dict[str, Op]:
+        # Computed once per module object (modules are immutable), so that
+        # lookups from per-op verifiers and passes stay O(1).
         table: dict[str, Op] = {}
         for op in self.body.ops:
             name = op.attr("sym_name")
@@ -315,9 +318,13 @@ class Module:
                 table[name] = op
         return table
 
+    def symbols(self) -> dict[str, Op]:
+        """Top-level symbol table: name -> defining op (first definition wins)."""
+        return dict(self._symbol_table)
+
     def lookup(self, name: str) -> Op | None:
         """The op defining symbol ``name``."""
-        return self.symbols().get(name)
+        return self._symbol_table.get(name)
 
     @property
     def meta(self) -> Op | None:

@@ -185,19 +185,30 @@ class PassManager:
             self.inst.dump.write(text if text.endswith("\n") else text + "\n")
 
     def _write_reproducer(self, module: Module, element: ModulePass, exc: Exception) -> None:
+        """Write the IR the crashing pass received and the pipeline that reproduces it.
+
+        The Python traceback goes into the reproducer (as comments), not to
+        the terminal: users see one error line and where the file is.
+        """
         path = self.inst.crash_reproducer
+        if not path:
+            return
+        trace = "".join(traceback.format_exception(exc)).rstrip("\n").split("\n")
         header = (
             f"// skvm crash reproducer: pass '{element_text(element)}' raised "
             f"{type(exc).__name__}: {exc}\n"
             f"// configuration: -passes={element_text(element)}\n"
             f"// full pipeline: -passes={self.pipeline_text}\n"
+            + "".join(f"// | {line}\n" for line in trace)
         )
         body = print_module(module, generic=True)
-        if path:
+        try:
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(header + body)
-            self.inst.dump.write(f"note: crash reproducer written to {path}\n")
-        self.inst.dump.write("".join(traceback.format_exception(exc)))
+        except OSError as err:
+            self.inst.dump.write(f"note: could not write the crash reproducer {path}: {err.strerror}\n")
+            return
+        self.inst.dump.write(f"note: crash reproducer written to {path}\n")
 
     def timing_report(self) -> str:
         """A ``--time-passes`` table."""

@@ -4,7 +4,7 @@ Custom syntax::
 
     %r = ctl.if (%ok) { … ctl.yield (%a) } else { … ctl.yield (%b) } : text
     ctl.for_each (%files) as (%f: path) { … }
-    %outs = ctl.map (%files) as (%f: path) {max_width = 4} { … ctl.yield (%o) } : list<text>
+    %outs = ctl.map (%files) {max_width = 4} as (%f: path) { … ctl.yield (%o) } : list<text>
     %a, %b = ctl.parallel {kind = tlp} { … ctl.yield (%x) } { … ctl.yield (%y) } : text, text
     ctl.yield (%v)
     ctl.return (%out)

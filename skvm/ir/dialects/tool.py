@@ -42,7 +42,7 @@ class ExecOp(Op):
     attr_checks = {**_EFFECT_CHECKS, "argv": C.argv, "shell": C.unit, "cwd": C.string}
 
     def verify_op(self, ctx) -> None:
-        argv = self.attr("argv", ())
+        argv = self.attr("argv")  # a missing argv is reported as a missing attribute
         if isinstance(argv, tuple) and not argv:
             ctx.error(self, "tool.exec needs a non-empty argv")
         if self.has_attr("shell") and isinstance(argv, tuple) and len(argv) != 1:

@@ -16,19 +16,13 @@ from skvm.ir.operation import Module, Op, Region
 from skvm.ir.operation import Effect
 from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, paths_overlap
 from skvm.passes.base import Analysis
+from skvm.passes.irutil import deep_uses
+
+_WORLD = Effect.READ | Effect.WRITE | Effect.EXEC | Effect.NET | Effect.ENV
 
 
-def _defs(op: Op) -> set[str]:
-    names = {v.name for v in op.results}
-    return names
-
-
-def _all_uses(op: Op) -> set[str]:
-    uses = set(op.uses())
-    for region in op.regions:
-        for inner in region.ops:
-            uses |= _all_uses(inner)
-    return uses
+def _is_glob(path: str) -> bool:
+    return path == ANY_PATH or "*" in path or "?" in path or "[" in path
 
 
 def region_graph(region: Region, effects: EffectsResult) -> nx.DiGraph:
@@ -48,28 +42,33 @@ def region_graph(region: Region, effects: EffectsResult) -> nx.DiGraph:
     since_barrier: list[int] = []
     last_barrier: int | None = None
 
-    def edge(i: int, j: int, kind: str, **data) -> None:
-        if i != j and not graph.has_edge(i, j):
-            graph.add_edge(i, j, kind=kind, **data)
+    # Edges in insertion order (the first reason for an edge is the one kept).
+    edges: dict[tuple[int, int], dict] = {}
+    # Paths of each table that are globs or run-time paths: a plain path is
+    # looked up directly and only compared against these (usually none).
+    glob_writers: dict[str, None] = {}
+    glob_readers: dict[str, None] = {}
 
-    def matching(path: str, table) -> list[str]:
-        if path == ANY_PATH or any(c in path for c in "*?["):
+    def edge(i: int, j: int, kind: str, **data) -> None:
+        if i != j and (i, j) not in edges:
+            edges[(i, j)] = {"kind": kind, **data}
+
+    def matching(path: str, table, globs) -> list[str]:
+        if _is_glob(path):
             return [p for p in table if paths_overlap(frozenset({path}), frozenset({p}))]
         hits = [path] if path in table else []
-        hits += [p for p in table if p != path and (p == ANY_PATH or any(c in p for c in "*?["))
+        hits += [p for p in globs if p != path and p in table
                  and paths_overlap(frozenset({path}), frozenset({p}))]
         return hits
 
     for j, op in enumerate(ops):
-        for name in sorted(_all_uses(op)):
+        for name in sorted(set(deep_uses(op))):
             i = definer.get(name)
             if i is not None:
                 edge(i, j, "def-use", value=name)
         fx = effects.of(op)
         if not fx.is_pure and not (Effect.CONTROL in fx.kinds):
-            touches_world = fx.unknown or bool(fx.reads or fx.writes) or bool(
-                fx.kinds & (Effect.READ | Effect.WRITE | Effect.EXEC | Effect.NET | Effect.ENV)
-            )
+            touches_world = fx.unknown or bool(fx.reads or fx.writes) or bool(fx.kinds & _WORLD)
             if fx.unknown:
                 for i in since_barrier:
                     edge(i, j, "effect")
@@ -79,26 +78,33 @@ def region_graph(region: Region, effects: EffectsResult) -> nx.DiGraph:
                 since_barrier = []
                 last_writer.clear()
                 readers.clear()
+                glob_writers.clear()
+                glob_readers.clear()
             elif touches_world:
                 if last_barrier is not None:
                     edge(last_barrier, j, "effect")
                 since_barrier.append(j)
                 for path in sorted(fx.writes):
-                    for p in matching(path, last_writer):
+                    for p in matching(path, last_writer, glob_writers):
                         edge(last_writer[p], j, "effect")
-                    for p in matching(path, readers):
+                    for p in matching(path, readers, glob_readers):
                         for i in readers[p]:
                             edge(i, j, "effect")
                 for path in sorted(fx.reads):
-                    for p in matching(path, last_writer):
+                    for p in matching(path, last_writer, glob_writers):
                         edge(last_writer[p], j, "effect")
                 for path in fx.writes:
                     last_writer[path] = j
                     readers.pop(path, None)
+                    if _is_glob(path):
+                        glob_writers[path] = None
                 for path in fx.reads:
                     readers.setdefault(path, []).append(j)
-        for name in _defs(op):
-            definer[name] = j
+                    if _is_glob(path):
+                        glob_readers[path] = None
+        for v in op.results:
+            definer[v.name] = j
+    graph.add_edges_from((i, j, data) for (i, j), data in edges.items())
     return graph
 
 

@@ -17,6 +17,7 @@ import attrs
 from skvm.ir.attributes import ValueRef
 from skvm.ir.operation import Effect, Module, Op, Trait
 from skvm.passes.base import Analysis
+from skvm.passes.irutil import has_trait
 
 #: A path we cannot know statically (it comes from a value).
 ANY_PATH = "*"
@@ -38,6 +39,10 @@ class OpEffects:
 
     def union(self, other: "OpEffects") -> "OpEffects":
         """The effects of doing both."""
+        if other is _NONE or other == self:
+            return self
+        if self is _NONE:
+            return other
         return OpEffects(
             self.kinds | other.kinds,
             self.reads | other.reads,
@@ -82,8 +87,11 @@ def _declared(op: Op) -> tuple[frozenset[str], frozenset[str], bool]:
 def local_effects(op: Op) -> OpEffects:
     """The effects of ``op`` itself, not counting its regions."""
     name = op.name
-    if op.traits & Trait.CONTEXT or name in ("skill.resource", "skill.proc"):
-        return OpEffects()
+    fixed = _FIXED.get(name)
+    if fixed is not None:
+        return fixed
+    if has_trait(op, Trait.CONTEXT) or name in ("skill.resource", "skill.proc"):
+        return _NONE
     if name in ("env.require", "env.bind", "env.if"):
         return OpEffects(Effect.ENV)
     if name == "tool.read":
@@ -124,6 +132,19 @@ def local_effects(op: Op) -> OpEffects:
     if name == "ctl.return":
         return OpEffects(Effect.CONTROL)
     return OpEffects(Effect.UNKNOWN, unknown=True)
+
+
+_NONE = OpEffects()
+#: Ops whose effects do not depend on their attributes (shared, immutable results).
+_FIXED: dict[str, OpEffects] = {
+    **{name: OpEffects(Effect.ENV) for name in ("env.require", "env.bind", "env.if")},
+    "tool.fetch": OpEffects(Effect.NET),
+    "llm.gen": OpEffects(Effect.MODEL),
+    "llm.judge": OpEffects(Effect.MODEL),
+    **{name: _NONE for name in ("ctl.if", "ctl.for_each", "ctl.map", "ctl.parallel", "check.schema")},
+    "ctl.yield": OpEffects(Effect.CONTROL),
+    "ctl.return": OpEffects(Effect.CONTROL),
+}
 
 
 def paths_overlap(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -175,8 +196,10 @@ def summarize(op: Op, table: dict[int, OpEffects]) -> OpEffects:
     total = local_effects(op)
     for region in op.regions:
         for inner in region.ops:
-            inner_effects = summarize(inner, table)
-            if inner.name in ("ctl.yield",):
+            inner_effects = table.get(id(inner)) if inner.regions else None
+            if inner_effects is None:
+                inner_effects = summarize(inner, table)
+            if inner.name == "ctl.yield":
                 continue
             total = total.union(inner_effects)
     table[id(op)] = total

@@ -39,13 +39,14 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from typing import Any, Callable, Iterable
+from typing import Callable
 
 import attrs
 
-from skvm.ir.attributes import Keyword, SymbolRef, walk_attr
+from skvm.ir.attributes import Keyword
 from skvm.ir.operation import Module, Op, Region, Trait
 from skvm.passes.base import ModulePass, PassContext, PassResult
+from skvm.passes.irutil import attr_strings, has_trait, symbol_uses, value_uses, walk
 
 PASS = "dce"
 
@@ -75,7 +76,7 @@ def _counter() -> Callable[[str], int]:
 def op_tokens(op: Op) -> int:
     """Prompt tokens an op (and what it contains) costs a harness."""
     texts = []
-    for inner in op.walk():
+    for inner in walk((op,)):
         for key in TEXT_ATTRIBUTES:
             value = inner.attr(key)
             if isinstance(value, str):
@@ -107,7 +108,7 @@ class _Run:
     counts: Counter = attrs.field(factory=Counter)
 
     def removed(self, op: Op, rule: str, why: str) -> None:
-        n_ops = sum(1 for _ in op.walk())
+        n_ops = sum(1 for _ in walk((op,)))
         tokens = op_tokens(op)
         self.counts["ops-removed"] += n_ops
         self.counts["tokens-saved"] += tokens
@@ -128,7 +129,7 @@ def remove_unreachable_procs(module: Module, run: _Run) -> Module:
     roots = ["main"]
     for op in module.body.ops:
         if op.name != "skill.proc":
-            roots += [s for inner in op.walk() for s in inner.symbol_uses() if s in procs]
+            roots += [s for inner in walk((op,)) for s in symbol_uses(inner) if s in procs]
     seen: set[str] = set()
     work = list(roots)
     while work:
@@ -136,8 +137,8 @@ def remove_unreachable_procs(module: Module, run: _Run) -> Module:
         if name in seen:
             continue
         seen.add(name)
-        for inner in procs[name].walk():
-            work += [s for s in inner.symbol_uses() if s in procs and s not in seen]
+        for inner in walk((procs[name],)):
+            work += [s for s in symbol_uses(inner) if s in procs and s not in seen]
     if len(seen) == len(procs):
         return module
     kept = []
@@ -153,9 +154,9 @@ def remove_unreachable_procs(module: Module, run: _Run) -> Module:
 
 
 def _count_uses(region: Region, counts: Counter) -> None:
-    for op in region.ops:
-        for inner in op.walk():
-            counts.update(inner.uses())
+    for inner in walk(region.ops):
+        for name in value_uses(inner):
+            counts[name] += 1
 
 
 def _is_dead_leaf(op: Op) -> bool:
@@ -164,7 +165,7 @@ def _is_dead_leaf(op: Op) -> bool:
         return False
     if op.name in DEAD_WHEN_UNUSED:
         return True
-    return bool(op.results) and bool(op.traits & Trait.PURE) and not op.traits & Trait.CONTEXT
+    return bool(op.results) and has_trait(op, Trait.PURE) and not has_trait(op, Trait.CONTEXT)
 
 
 def _strip_yield(region: Region, counts: Counter) -> Region:
@@ -174,7 +175,7 @@ def _strip_yield(region: Region, counts: Counter) -> Region:
     y = region.ops[-1]
     if not y.operands and len(region.ops) > 1:
         return region
-    for name in y.uses():
+    for name in value_uses(y):
         counts[name] -= 1
     return region.with_ops(region.ops[:-1])
 
@@ -185,7 +186,7 @@ def _sweep(region: Region, counts: Counter, run: _Run) -> Region:
     for op in reversed(region.ops):
         unused = all(counts[v.name] <= 0 for v in op.results)
         if unused and _is_dead_leaf(op):
-            for name in op.uses():
+            for name in value_uses(op):
                 counts[name] -= 1
             run.removed(op, "dead-ops", "its result is never used" if op.results else "it has no result")
             continue
@@ -198,7 +199,7 @@ def _sweep(region: Region, counts: Counter, run: _Run) -> Region:
                 op = op.with_regions(regions)
             op = op.with_regions([_sweep(r, counts, run) for r in op.regions])
             if all(not r.ops for r in op.regions):
-                for name in op.uses():
+                for name in value_uses(op):
                     counts[name] -= 1
                 run.removed(original, "dead-ops", "its results are unused and its branches empty")
                 continue
@@ -232,8 +233,9 @@ def _anchors(module: Module) -> tuple[set[str], set[str], set[str]]:
     """Value names, symbols and step ids that exist in ``module``."""
     values: set[str] = set()
     ids: set[str] = set()
-    for op in module.walk():
-        values.update(v.name for v in op.results)
+    for op in walk(module.body.ops):
+        for v in op.results:
+            values.add(v.name)
         for region in op.regions:
             values.update(a.name for a in region.args)
         step_id = op.attr("id")
@@ -290,7 +292,7 @@ def clean_context(module: Module, run: _Run) -> Module:
     def visit(region: Region, path: tuple) -> Region:
         out = []
         for i, op in enumerate(region.ops):
-            if op.traits & Trait.CONTEXT and op.name != "skill.meta":
+            if has_trait(op, Trait.CONTEXT) and op.name != "skill.meta":
                 if keep(op, path):
                     out.append(op)
                 continue
@@ -306,7 +308,7 @@ def clean_context(module: Module, run: _Run) -> Module:
     for indexes in (top, procs):
         for i in indexes:
             op = new_ops[i]
-            if op.traits & Trait.CONTEXT and op.name != "skill.meta":
+            if has_trait(op, Trait.CONTEXT) and op.name != "skill.meta":
                 new_ops[i] = op if keep(op, ()) else None
             elif op.regions:
                 new_ops[i] = op.with_regions(
@@ -318,13 +320,6 @@ def clean_context(module: Module, run: _Run) -> Module:
 # -- 5. resources ----------------------------------------------------------------------------
 
 
-def _strings(op: Op) -> Iterable[str]:
-    for _, value in op.attributes.items:
-        for item in walk_attr(value):
-            if isinstance(item, str):
-                yield item
-
-
 def remove_unused_resources(module: Module, run: _Run) -> Module:
     """Drop resources no op names (see the module docstring for the per-kind rules)."""
     resources = module.resources()
@@ -332,11 +327,11 @@ def remove_unused_resources(module: Module, run: _Run) -> Module:
         return module
     used: set[str] = set()
     texts: list[str] = []
-    for op in module.walk():
+    for op in walk(module.body.ops):
         if op.name == "skill.resource":
             continue
-        used.update(op.symbol_uses())
-        texts.extend(_strings(op))
+        used.update(symbol_uses(op))
+        texts.extend(attr_strings(op))
     blob = "\n".join(texts)
 
     def kind(op: Op) -> str:

@@ -40,9 +40,10 @@ import networkx as nx
 
 from skvm.ir.attributes import DictAttr, Keyword, ValueRef
 from skvm.ir.operation import Effect, Module, Op, Region, Trait, Value
-from skvm.passes.analysis.dep_graph import DepGraphAnalysis, DepGraphResult
-from skvm.passes.analysis.effects import ANY_PATH, EffectsAnalysis, EffectsResult, local_effects
+from skvm.passes.analysis.dep_graph import DepGraphResult, region_graph
+from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, local_effects, summarize
 from skvm.passes.base import ModulePass, PassContext, PassResult
+from skvm.passes import irutil
 
 NAME = "parallelize"
 
@@ -102,35 +103,44 @@ def rename_op(op: Op, mapping: dict[str, str]) -> Op:
 
 
 class NameGen:
-    """Fresh SSA names for one procedure: ``%a`` → ``%a_1``, ``%a_2``…"""
+    """Fresh SSA names for one procedure: ``%a`` → ``%a_1``, ``%a_2``…
+
+    The procedure's names are collected on the first :meth:`fresh` (a
+    scheduling round that creates nothing never walks the procedure).
+    """
 
     def __init__(self, proc: Op):
-        self.used: set[str] = set()
-        for region in proc.regions:
-            self.used.update(v.name for v in region.args)
-        for op in proc.walk():
-            self.used.update(v.name for v in op.results)
-            self.used.update(op.uses())
-            for region in op.regions:
-                self.used.update(v.name for v in region.args)
+        self._proc = proc
+        self._used: set[str] | None = None
+
+    @property
+    def used(self) -> set[str]:
+        """Every name defined or used in the procedure, and every name handed out."""
+        if self._used is None:
+            used: set[str] = set()
+            for region in self._proc.regions:
+                used.update(v.name for v in region.args)
+            for op in irutil.walk((self._proc,)):
+                used.update(v.name for v in op.results)
+                used.update(irutil.value_uses(op))
+                for region in op.regions:
+                    used.update(v.name for v in region.args)
+            self._used = used
+        return self._used
 
     def fresh(self, base: str) -> str:
         """A name not used in the procedure, derived from ``base``."""
+        used = self.used
         k = 1
-        while f"{base}_{k}" in self.used:
+        while f"{base}_{k}" in used:
             k += 1
         name = f"{base}_{k}"
-        self.used.add(name)
+        used.add(name)
         return name
 
 
-def deep_uses(op: Op) -> list[str]:
-    """Every value ``op`` and the ops nested in it use (with repeats)."""
-    out = list(op.uses())
-    for region in op.regions:
-        for inner in region.ops:
-            out.extend(deep_uses(inner))
-    return out
+#: Every value an op and the ops nested in it use (with repeats).
+deep_uses = irutil.deep_uses
 
 
 # ---------------------------------------------------------------------------
@@ -243,14 +253,56 @@ class _Stats:
         )
 
 
+class _Effects:
+    """Effects of ops across scheduling rounds, computed once per op object.
+
+    Starts from the ``effects`` analysis of the module the pass received and
+    adds the ops later rounds create; it keeps those ops alive so that their
+    ``id`` keys stay theirs.
+    """
+
+    def __init__(self, base: EffectsResult):
+        self.by_op = dict(base.by_op)
+        self._alive: list[Op] = []
+
+    def of(self, op: Op):
+        """The effects of ``op`` (including its regions)."""
+        found = self.by_op.get(id(op))
+        if found is None:
+            found = summarize(op, self.by_op)
+            self._alive.append(op)
+        return found
+
+
+class _Memo:
+    """What scheduling rounds share: effects, and the regions known not to change."""
+
+    def __init__(self, deps: DepGraphResult, effects: EffectsResult):
+        self.deps = deps
+        self.effects = _Effects(effects)
+        #: ids of regions a round left as they were (the next round would too).
+        self.stable: set[int] = set()
+        self._alive: list[Region] = []
+
+    def graph(self, region: Region, path: str) -> nx.DiGraph:
+        """The dependence graph of ``region`` (the analysis's when it is that region)."""
+        if self.deps.regions.get(path) is region:
+            return self.deps.graphs[path]
+        return region_graph(region, self.effects)
+
+    def mark_stable(self, region: Region) -> None:
+        """Remember that scheduling ``region`` changed nothing."""
+        self.stable.add(id(region))
+        self._alive.append(region)
+
+
 class _Scheduler:
     """Rewrites the regions of one procedure."""
 
-    def __init__(self, proc: Op, deps: DepGraphResult, effects: EffectsResult, width: int,
-                 ctx: PassContext, stats: _Stats):
+    def __init__(self, proc: Op, memo: _Memo, width: int, ctx: PassContext, stats: _Stats):
         self.names = NameGen(proc)
-        self.deps = deps
-        self.effects = effects
+        self.memo = memo
+        self.effects = memo.effects
         self.width = width
         self.ctx = ctx
         self.stats = stats
@@ -275,7 +327,15 @@ class _Scheduler:
 
     # -- regions -------------------------------------------------------------------
     def region(self, region: Region, path: str) -> Region:
-        """Schedule ``region`` (nested regions first)."""
+        """Schedule ``region`` (nested regions first); unchanged regions are returned as is."""
+        if id(region) in self.memo.stable:
+            return region
+        out = self._region(region, path)
+        if out is region:
+            self.memo.mark_stable(region)
+        return out
+
+    def _region(self, region: Region, path: str) -> Region:
         ops = list(region.ops)
         for i, op in enumerate(ops):
             if op.regions and op.name not in OPAQUE_REGIONS:
@@ -288,9 +348,9 @@ class _Scheduler:
             ops[i] = op
         # Classify by the analysed ops (the effects analysis knows them by identity).
         self._orig = region.ops
-        graph = self.deps.graphs.get(path)
-        if graph is None or len(ops) < 2:
+        if len(ops) < 2:
             return region.with_ops(ops)
+        graph = self.memo.graph(region, path)
         return region.with_ops(self._schedule(ops, graph, path))
 
     def _dlp(self, loop: Op) -> Op:
@@ -508,13 +568,18 @@ class _Scheduler:
 
 
 def parallelize_module(module: Module, deps: DepGraphResult, effects: EffectsResult,
-                       width: int, ctx: PassContext) -> tuple[Module, _Stats]:
-    """Schedule every procedure of ``module``; returns the new module and counters."""
+                       width: int, ctx: PassContext, memo: _Memo | None = None) -> tuple[Module, _Stats]:
+    """Schedule every procedure of ``module``; returns the new module and counters.
+
+    ``memo`` carries effects and unchanged regions from an earlier round over
+    the module that round produced (``deps`` and ``effects`` are then unused).
+    """
     stats = _Stats()
+    memo = memo or _Memo(deps, effects)
     new_ops: list[Op] = []
     for op in module.body.ops:
         if op.name == "skill.proc" and op.regions:
-            sched = _Scheduler(op, deps, effects, width, ctx, stats)
+            sched = _Scheduler(op, memo, width, ctx, stats)
             body = sched.region(op.regions[0], f"@{op.sym_name}")
             op = op.with_regions([body, *op.regions[1:]])
         new_ops.append(op)
@@ -550,21 +615,18 @@ class Parallelize(ModulePass):
             return self.unchanged(module)
         deps: DepGraphResult = am.get("dep-graph", module)
         effects: EffectsResult = am.get("effects", module)
-        new, stats = parallelize_module(module, deps, effects, self.max_width, ctx)
+        memo = _Memo(deps, effects)
+        new, stats = parallelize_module(module, deps, effects, self.max_width, ctx, memo)
         # Scheduling one level can expose more (an ILP group makes a chain a
         # single node that can then run beside another chain): iterate to a
-        # fixed point so that running the pass again changes nothing.
+        # fixed point so that running the pass again changes nothing. A round
+        # only revisits the regions the round before changed (the others
+        # would come out the same), with effects computed once per op.
         for _ in range(_MAX_ROUNDS):
             if new is module or new == module:
                 break
             current = new
-            again, more = parallelize_module(
-                current,
-                DepGraphAnalysis().run(current, _Analyses(current)),
-                EffectsAnalysis().run(current, None),
-                self.max_width,
-                ctx,
-            )
+            again, more = parallelize_module(current, deps, effects, self.max_width, ctx, memo)
             if again is current or again == current:
                 break
             new = again
@@ -582,15 +644,3 @@ class Parallelize(ModulePass):
 
 #: Bound on scheduling rounds per run (each round nests one more level).
 _MAX_ROUNDS = 8
-
-
-class _Analyses:
-    """A minimal analysis manager for the internal rounds (no caching needed)."""
-
-    def __init__(self, module: Module):
-        self.module = module
-
-    def get(self, name: str, module: Module):
-        from skvm.passes.registry import ANALYSES
-
-        return ANALYSES[name]().run(module, self)

@@ -35,6 +35,7 @@ changed. Counters: ``secure.findings`` and ``secure.findings.<rule id>``.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
 from typing import Iterator
@@ -268,7 +269,7 @@ def _allowed_tools(module: Module):
     value = meta.attr("allowed_tools") if meta is not None else None
     if value is None:
         return None
-    return [str(v) for v in to_python(value)] if isinstance(value, tuple) else str(value)
+    return tuple(str(v) for v in to_python(value)) if isinstance(value, tuple) else str(value)
 
 
 # ---------------------------------------------------------------------------
@@ -345,15 +346,20 @@ def find_issues(module: Module, skill_root: str | Path | None = None,
         seen.add(key)
         out.append(SecureFinding(finding, loc))
 
-    scans = [s for op in module.walk() for s in scans_of(op, module)]
+    scans: list[Scan] = []
+    tool_ops: list[Op] = []
+    for op in module.walk():
+        scans.extend(scans_of(op, module))
+        if op.name in TOOLS_FOR_OP:
+            tool_ops.append(op)
     scans.extend(script_scans(module, skill_root))
     for scan in scans:
-        for finding in secure_rules.scan(scan.kind, scan.text, lang=scan.lang):
+        for finding in scan_text(scan.kind, scan.text, scan.lang):
             add(finding, locate(scan, finding.offset, sources))
     if allowed is not None:
         rule, rule_name, severity, message = TOOL_NOT_ALLOWED
-        for op in module.walk():
-            if op.name in TOOLS_FOR_OP and not _allowed(allowed, op, module):
+        for op in tool_ops:
+            if not _allowed(allowed, op, module):
                 shown = (command_line(op, module) if op.name == "tool.exec"
                          else _script_line(op, module) if op.name == "tool.script"
                          else str(op.attr("path") or op.attr("url") or ""))
@@ -361,6 +367,18 @@ def find_issues(module: Module, skill_root: str | Path | None = None,
                 add(Finding(rule, severity, f"{message} ({op.name})", 0, excerpt, rule_name),
                     op.location)
     return out
+
+
+@functools.lru_cache(maxsize=8192)
+def scan_text(kind: str, text: str, lang: str | None = None) -> tuple[Finding, ...]:
+    """:func:`secure_rules.scan`, memoized for the process.
+
+    The rules are a pure function of the text, and a warm process (a driver
+    compiling one skill for several targets, an editor re-running the
+    pipeline) sees the same paragraphs again: scanning is most of this
+    pass's time, so each distinct text is scanned once.
+    """
+    return tuple(secure_rules.scan(kind, text, lang=lang))
 
 
 def _sort_key(item: SecureFinding) -> tuple:
@@ -402,5 +420,5 @@ class Secure(ModulePass):
         return self.unchanged(module)
 
 
-__all__ = ["Secure", "SecureFinding", "Scan", "find_issues", "scans_of", "script_scans",
+__all__ = ["Secure", "SecureFinding", "Scan", "find_issues", "scan_text", "scans_of", "script_scans",
            "command_line", "locate", "MODES", "TOOL_NOT_ALLOWED"]

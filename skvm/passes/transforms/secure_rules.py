@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import fnmatch
+import functools
 import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator
@@ -1701,8 +1702,18 @@ def parse_allowed_tools(allowed_tools: Iterable[str] | str) -> list[tuple[str, s
     Entries may be a YAML list or one string separated by commas or spaces;
     specifiers in parentheses may contain both (``Bash(git log:*)``).
     """
-    if isinstance(allowed_tools, str):
-        allowed_tools = [allowed_tools]
+    if isinstance(allowed_tools, (str, tuple)):
+        # Hashable: the pass asks about every tool op of a skill with the same entries.
+        return list(_parse_allowed_cached(allowed_tools))
+    return _parse_allowed(allowed_tools)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_allowed_cached(allowed_tools: str | tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+    return tuple(_parse_allowed([allowed_tools] if isinstance(allowed_tools, str) else allowed_tools))
+
+
+def _parse_allowed(allowed_tools: Iterable[str]) -> list[tuple[str, str | None]]:
     parsed: list[tuple[str, str | None]] = []
     for raw in allowed_tools:
         for m in _ENTRY_RE.finditer(raw):
