@@ -1,0 +1,1 @@
+"""Tests of the SkIR core: nodes, text format, verifier."""
