@@ -88,12 +88,15 @@ ENV_IF_TEXT = {
 }
 
 
-def fence(code: str, lang: str = "") -> list[str]:
-    """A fenced code block long enough not to be closed by backticks in ``code``."""
+def fence(code: str, lang: str = "", exact: bool = False) -> list[str]:
+    """A fenced code block long enough not to be closed by backticks in ``code``.
+
+    With ``exact``, trailing newlines of ``code`` are kept (as blank lines in the block).
+    """
     ticks = "```"
     while ticks in code:
         ticks += "`"
-    return [ticks + lang, *code.rstrip("\n").split("\n"), ticks]
+    return [ticks + lang, *(code if exact else code.rstrip("\n")).split("\n"), ticks]
 
 
 def _kw(value) -> str:
@@ -214,8 +217,12 @@ class BodyRenderer:
         if op.has_attr("html_comment"):
             return [f"<!-- {text} -->"]
         lines = []
-        if title:
-            lines += [self._h(op.attr("level", 2)) + " " + title, ""]
+        level = op.attr("level", 2)
+        if ("\n" in title or title.endswith("#")) and level + self.shift <= 2:
+            # A setext heading: several lines, or hashes an ATX heading would drop as its closing.
+            lines += [title, "=" * 3 if level + self.shift == 1 else "-" * 3, ""]
+        elif title or op.has_attr("level"):  # a heading (possibly empty: a bare "#")
+            lines += [self._h(level) + (" " + title if title else ""), ""]
         lines += [text] if text else []
         return lines if lines and lines[-1] != "" else lines[:-1]
 
@@ -230,9 +237,9 @@ class BodyRenderer:
         if op.has_attr("indented") and not title and not lang and code.strip():
             return [("    " + line) if line else "" for line in code.split("\n")]
         if title and title.startswith(lang) and "`" not in title:
-            return fence(code, title)  # the front end's title is the fence's info string
+            return fence(code, title, exact=True)  # the front end's title is the fence's info string
         head = [f"Example: {title}", ""] if title else []
-        return [*head, *fence(code, lang)]
+        return [*head, *fence(code, lang, exact=True)]
 
     def _proc(self, op: Op) -> list[str]:
         name = op.sym_name

@@ -20,6 +20,13 @@ back ends that regenerate Markdown rely on them to be an inverse:
 * ``proc @main(%task: text) -> text`` always exists: the only procedure, a
   dispatcher over several, or a single step doing the task with the skill's
   guidance.
+
+For Markdown back ends (the ``agentskills`` round trip): ops restating the
+text are ``inline``; ops built from the layout or a step's wording are
+``synthetic``; the op carrying a step's text keeps its source ``marker``
+(``origin`` holds a command step's text). When the folder was emitted by
+skvm, the manifest's ``moved_to_metadata`` and ``original`` entries are undone
+in ``skill.meta``.
 """
 
 from __future__ import annotations
@@ -591,8 +598,9 @@ class Lowering:
         """(marker, text) of a list item: its source with the marker (and checkbox) split off."""
         raw = self._source(item.line, item.end_line)
         m = _ITEM_MARKER.match(raw)
-        marker = m.group(0) if m else ""
-        return marker, raw[len(marker):].strip()
+        prefix = m.group(0) if m else ""
+        # The list's own indentation is not part of the marker (lists render at column 1).
+        return prefix.lstrip(), raw[len(prefix):].strip()
 
     def _step_headings(self, i: int, section: tuple[str, int] | None) -> int:
         """Collect consecutive "Step N" sections from block ``i``; return the next index."""

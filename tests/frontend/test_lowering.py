@@ -439,3 +439,60 @@ def test_fuzz_truncated_and_mutated_corpus(tmp_path, data):
         import_skill(root)
     except SkvmError:
         pass
+
+
+# ---- what Markdown back ends rely on (docs/frontend.md, "Attributes for back ends") --------
+
+
+def test_steps_record_their_source_marker(tmp_path):
+    module, _ = lower(tmp_path, "## Workflow\n\n- [ ] Check it.\n- [x] Ship it.\n\n"
+                                "## Order\n\n1)  One.\n2)  Two.\n\n### Step 1: Prep\n\nPrep.\n\n### Step 2: Go\n\nGo.\n")
+    markers = [op.attr("marker") for op in ops(module) if op.has_attr("marker")]
+    assert markers == ["- [ ] ", "- [x] ", "1)  ", "2)  ", "### ", "### "]
+    prompts = [op.attr("prompt") for op in ops(module, "llm.step") if op.has_attr("marker")]
+    assert prompts[0] == "Check it." and prompts[-1] == "Step 2: Go\n\nGo."
+
+
+def test_synthesized_ops_are_marked_synthetic(tmp_path):
+    module, _ = lower(tmp_path, "## A\n\n1. If it rains, stay in.\n2. For each file, read it.\n"
+                                "3. On macOS, use brew.\n4. Run:\n\n   ```bash\n   git fetch\n   git status\n   ```\n\n"
+                                "## B\n\n1. One.\n2. Two.\n")
+    synthetic = sorted(op.name for op in ops(module) if op.has_attr("synthetic"))
+    assert synthetic == ["ctl.for_each", "ctl.if", "env.if", "llm.gen", "llm.judge", "skill.proc", "tool.exec"]
+    assert module.lookup("main").has_attr("synthetic")  # the dispatcher
+    (fetch, status) = ops(module, "tool.exec")
+    assert fetch.has_attr("origin") and fetch.has_attr("marker") and not fetch.has_attr("synthetic")
+    assert status.has_attr("synthetic") and not status.has_attr("origin")
+    (tmp_path / "g").mkdir()
+    guidance, _ = lower(tmp_path / "g", "# Guide\n\nWrite clearly.\n")
+    (main,) = guidance.procs()
+    assert main.has_attr("synthetic") and main.regions[0].ops[0].has_attr("synthetic")
+
+
+def test_platform_sections_are_synthetic_env_ifs(tmp_path):
+    module, _ = lower(tmp_path, "## macOS\n\nUse brew.\n")
+    (env_if,) = ops(module, "env.if")
+    assert env_if.has_attr("synthetic") and env_if.regions[0].ops[0].attr("title") == "macOS"
+
+
+def test_found_requirements_and_mentions_are_inline(tmp_path):
+    module, _ = lower(tmp_path, "# T\n\nRun `pip install rich`, then read `references/a.md`.\n",
+                      files={"references/a.md": "# A\n"})
+    assert all(op.has_attr("inline") for op in ops(module) if op.name in ("env.require", "ctx.ref"))
+    assert {op.name for op in ops(module) if op.has_attr("inline")} == {"env.require", "ctx.ref"}
+
+
+def test_an_exported_folder_is_read_with_its_manifest(tmp_path):
+    from skvm.frontend.folder import load_skill_folder
+
+    root = skill(tmp_path, "# T\n", files={
+        "scripts/setup-env.sh": "#!/bin/sh\n", "scripts/keep.py": "print(1)\n",
+        "skvm-manifest.json": '{"target": "agentskills", "generated": ["SKILL.md", "scripts/setup-env.sh"], '
+                              '"resources": [{"path": "assets/x.png", "kind": "asset", "status": "missing"}, '
+                              '{"path": "../up", "status": "missing"}, {"path": "scripts/keep.py", "status": "copied"}], '
+                              '"moved_to_metadata": ["tags"], "original": {"name": {"from": "T!", "to": "t"}}}'})
+    src = load_skill_folder(root)
+    assert [(f.rel_path, f.available) for f in src.files] == [("assets/x.png", False), ("scripts/keep.py", True)]
+    assert src.export.moved_to_metadata == ("tags",) and src.export.original == (("name", "T!", "t"),)
+    module = import_skill(root, DiagnosticEngine(stream=None))
+    assert module.meta.attr("name") == "T!" and module.sym_name == "t"
