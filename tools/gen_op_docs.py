@@ -83,6 +83,11 @@ def _op_section(cls: type[Op]) -> list[str]:
 def generate() -> str:
     """The generated block (markers included)."""
     lines = [BEGIN, "", "_Generated from the op registry; do not edit by hand._", ""]
+    lines += ["### Attributes any op may carry", "", "| attribute | kind |", "| --- | --- |"]
+    lines += [
+        f"| `{k}` | {_checker(v)} |" for k, v in sorted(dialects.COMMON_ATTR_CHECKS.items())
+    ]
+    lines.append("")
     for dialect in dialects.DIALECTS:
         ops = sorted(n for n in OP_REGISTRY if n.split(".", 1)[0] == dialect)
         module = getattr(dialects, dialect)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
 from skvm.ir.attributes import Cap, SymbolRef, TypeAttr, walk_attr
+from skvm.ir.dialects import COMMON_ATTR_CHECKS
 from skvm.ir.operation import Module, Op, Region, Trait, VerifyContext
 from skvm.ir.types import Type, is_assignable, validate_type
 
@@ -223,7 +224,7 @@ class Verifier:
             if key not in op.attributes:
                 self.error(op, f"'{op.name}' requires attribute '{key}'")
         for key, value in op.attributes.items:
-            check = op.attr_checks.get(key)
+            check = op.attr_checks.get(key) or COMMON_ATTR_CHECKS.get(key)
             if check is not None:
                 problem = check(value)
                 if problem:
