@@ -198,12 +198,29 @@ ALL_NEEDLES: tuple[str, ...] = tuple(
 )
 
 
+#: One pass over a text finds the needles it holds (overlapping ones via lookahead).
+_NEEDLE_SCAN = re.compile("(?=(" + "|".join(re.escape(n) for n in sorted(ALL_NEEDLES, key=len, reverse=True)) + "))")
+#: Needles that are prefixes of other needles: found by the scan only through the longer one.
+_NEEDLE_PREFIXES = {
+    long: tuple(short for short in ALL_NEEDLES if short != long and long.startswith(short))
+    for long in ALL_NEEDLES
+}
+
+
 def _present_needles(text: str) -> frozenset[str]:
     """The needles of :data:`ALL_NEEDLES` that occur in ``text`` (case-insensitive)."""
     if not text:
         return frozenset()
     low = text.lower()
-    return frozenset(n for n in ALL_NEEDLES if n in low)
+    if len(low) < 400:
+        return frozenset(n for n in ALL_NEEDLES if n in low)
+    found: set[str] = set()
+    for m in _NEEDLE_SCAN.finditer(low):
+        hit = m.group(1)
+        if hit not in found:
+            found.add(hit)
+            found.update(_NEEDLE_PREFIXES[hit])
+    return frozenset(found)
 
 
 _CONSTRAINT = re.compile(r"\b(?:MUST|NEVER|ALWAYS|SHOULD|DO NOT|DON'T|REQUIRED|ONLY)\b|\b(?:must|never|always|do not|don't)\b")

@@ -15,6 +15,7 @@ from skvm.frontend.lower import Lowering
 from skvm.frontend.markdown import parse_markdown
 from skvm.ir.operation import Module
 from skvm.ir.verifier import verify
+from skvm.perf import paused_gc
 
 
 def import_skill(path: str | Path, diag: DiagnosticEngine | None = None) -> Module:
@@ -29,9 +30,10 @@ def import_skill(path: str | Path, diag: DiagnosticEngine | None = None) -> Modu
     source = load_skill_folder(path)
     diag.sources.add(source.display_name, source.text)
     front = parse_frontmatter(source.text, source.display_name, source.folder_name, diag)
-    blocks = parse_markdown(front.body, source.display_name, front.body_start_line)
-    module = Lowering(source, front, blocks, diag).run()
-    problems = verify(module)
+    with paused_gc():
+        blocks = parse_markdown(front.body, source.display_name, front.body_start_line)
+        module = Lowering(source, front, blocks, diag).run()
+        problems = verify(module)
     if problems:
         raise SkvmError(problems)
     return module

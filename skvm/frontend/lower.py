@@ -164,8 +164,21 @@ def command_lines(code: str) -> list[str]:
     return [c for c in commands if c]
 
 
+#: Characters without which a command line is plain words (no shell, no quoting).
+_SHELL_OR_QUOTE = frozenset("|&;<>()$`*?[]{}~'\"\\#=")
+
+
+def split_words(command: str) -> list[str]:
+    """Split a command line into words like a POSIX shell would (quotes honoured)."""
+    if _SHELL_OR_QUOTE.isdisjoint(command):
+        return command.split()  # nothing for shlex to interpret: the fast path
+    return shlex.split(command)
+
+
 def needs_shell(command: str) -> bool:
     """Whether a command line uses shell syntax (pipes, redirections, expansions)."""
+    if _SHELL_OR_QUOTE.isdisjoint(command):
+        return False
     if re.search(r"\$\(|`|\$\{?[A-Za-z_]", command):
         return True
     try:
@@ -887,7 +900,7 @@ class _ProcBuilder:
                 attributes.update({"argv": (command,), "shell": UNIT})
             else:
                 try:
-                    attributes["argv"] = tuple(shlex.split(command))
+                    attributes["argv"] = tuple(split_words(command))
                 except ValueError:
                     attributes.update({"argv": (command,), "shell": UNIT})
             ops.append(Op.build("tool.exec", results=(Value(result, T.TEXT),),
@@ -896,7 +909,7 @@ class _ProcBuilder:
 
     def _script_invocation(self, command: str) -> tuple[str, list[str]] | None:
         try:
-            words = shlex.split(command)
+            words = split_words(command)
         except ValueError:
             return None
         if words and words[0] in ("uv", "uvx") and len(words) > 2 and words[1] == "run":

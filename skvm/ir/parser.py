@@ -10,7 +10,6 @@ Lark or Python exception.
 
 from __future__ import annotations
 
-import gc
 import json
 import threading
 from functools import lru_cache, partial
@@ -31,6 +30,7 @@ from lark.exceptions import (
 )
 
 import skvm.ir.dialects  # noqa: F401  (registers the ops)
+from skvm.perf import paused_gc
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
 from skvm.ir.attributes import (
     UNIT,
@@ -640,11 +640,7 @@ def _diagnostic_for(exc: UnexpectedInput, filename: str, line_offset: int) -> Di
 def _parse(text: str, start: str, filename: str, line_offset: int = 0) -> Any:
     if "\x00" in text:
         raise SkvmError.at(Location(filename, 1, 1), "input is binary (contains NUL bytes)")
-    with _lock:
-        # The parse allocates many small acyclic objects; the cyclic GC
-        # would rescan them again and again (time superlinear in input size).
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
+    with _lock, paused_gc():
         _BUILDER.filename = filename
         _BUILDER.line_offset = line_offset
         try:
@@ -669,9 +665,6 @@ def _parse(text: str, start: str, filename: str, line_offset: int = 0) -> Any:
             raise SkvmError.at(Location(filename, 1, 1), f"syntax error: {exc}") from None
         except RecursionError:
             raise SkvmError.at(Location(filename, 1, 1), "input nests too deeply") from None
-        finally:
-            if gc_was_enabled:
-                gc.enable()
 
 
 def parse_module(text: str, filename: str = "<input>", line_offset: int = 0) -> Module:
