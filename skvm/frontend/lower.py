@@ -745,21 +745,25 @@ class _ProcBuilder:
         return T.TEXT
 
     def dispatcher(self, procedures: list[Procedure]) -> Op:
-        """``main`` for a skill with several procedures: pick by the task, call."""
+        """``main`` for a skill with several procedures: pick by the task, call.
+
+        Every question is asked before any procedure runs: the questions
+        depend only on the task, so ``parallelize`` can ask them at once.
+        """
         self.names = {"task"}
         ops: list[Op] = []
-        prev = "task"
-        prev_type = T.TEXT
         for n, procedure in enumerate(procedures, 1):
-            cond = f"use{n}"
             ops.append(Op.build(
                 "llm.judge",
                 operands=("task",),
-                results=(Value(cond, T.BOOL),),
+                results=(Value(f"use{n}", T.BOOL),),
                 attributes={"question": f"Does the task call for the procedure '{procedure.title}'?",
                             "caps": (_cap("reason.logic", 1),), "tools": ()},
                 loc=procedure.loc,
             ))
+        prev = "task"
+        prev_type = T.TEXT
+        for n, procedure in enumerate(procedures, 1):
             called = f"ran{n}"
             result = f"r{n}"
             called_type = self.result_types.get(procedure.symbol, T.TEXT)
@@ -770,7 +774,7 @@ class _ProcBuilder:
                 Op.build("ctl.yield", operands=(called,)),
             ))
             other = Region((Op.build("ctl.yield", operands=(prev,)),))
-            ops.append(Op.build("ctl.if", operands=(cond,), results=(Value(result, result_type),),
+            ops.append(Op.build("ctl.if", operands=(f"use{n}",), results=(Value(result, result_type),),
                                 regions=(then, other), loc=procedure.loc))
             prev = result
             prev_type = result_type
