@@ -10,10 +10,18 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
-from skvm.diagnostics import Diagnostic, DiagnosticEngine, Location, Severity, SkvmError, SourceManager
+from skvm.diagnostics import (
+    Diagnostic,
+    DiagnosticEngine,
+    Location,
+    Severity,
+    SkvmError,
+    SourceManager,
+)
 
 #: Refuse inputs larger than this (bytes) before reading them.
 MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -39,6 +47,35 @@ class _ExitRequest(Exception):
     def __init__(self, status: int):
         super().__init__(status)
         self.status = status
+
+
+class Driver:
+    """Base of the command-line drivers: argv and streams in, an exit code out.
+
+    Subclasses set ``tool`` and implement ``_run``; ``main()`` is a one-liner
+    and every path, errors included, is testable in process.
+    """
+
+    tool: str = "skvm"
+
+    def __init__(
+        self,
+        args: Sequence[str] | None = None,
+        stdin: IO[str] | None = None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+    ):
+        self.argv = argv_or_sys(args)
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.stdout = stdout if stdout is not None else sys.stdout
+        self.stderr = stderr if stderr is not None else sys.stderr
+
+    def run(self) -> int:
+        """Run the tool; return the process exit code."""
+        return run_guarded(self._run, self.stderr, self.tool)
+
+    def _run(self) -> int:
+        raise NotImplementedError
 
 
 def read_text_input(path: str, stdin: IO[str] | None = None, display: str | None = None) -> tuple[str, str]:

@@ -9,12 +9,11 @@ imported first.
 from __future__ import annotations
 
 import sys
-from typing import IO, Sequence
+from collections.abc import Sequence
 
 from skvm import __version__
 from skvm.cli import common
 from skvm.diagnostics import (
-
     Severity,
     SkvmError,
     check_expectations,
@@ -71,24 +70,10 @@ def build_parser() -> common.DriverArgumentParser:
     return p
 
 
-class OptDriver:
+class OptDriver(common.Driver):
     """skvm-opt as a class: ``OptDriver(args).run()`` returns the exit code."""
 
-    def __init__(
-        self,
-        args: Sequence[str] | None = None,
-        stdin: IO[str] | None = None,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-    ):
-        self.argv = common.argv_or_sys(args)
-        self.stdin = stdin if stdin is not None else sys.stdin
-        self.stdout = stdout if stdout is not None else sys.stdout
-        self.stderr = stderr if stderr is not None else sys.stderr
-
-    def run(self) -> int:
-        """Run the tool; return the process exit code."""
-        return common.run_guarded(self._run, self.stderr, TOOL)
+    tool = TOOL
 
     # ------------------------------------------------------------------------------
     def _run(self) -> int:

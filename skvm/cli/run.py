@@ -58,8 +58,10 @@ def build_parser() -> common.DriverArgumentParser:
     return p
 
 
-class RunDriver:
+class RunDriver(common.Driver):
     """skvm-run as a class: ``RunDriver(args).run()`` returns the exit code."""
+
+    tool = TOOL
 
     def __init__(
         self,
@@ -70,16 +72,9 @@ class RunDriver:
         *,
         client=None,
     ):
-        self.argv = common.argv_or_sys(args)
-        self.stdin = stdin if stdin is not None else sys.stdin
-        self.stdout = stdout if stdout is not None else sys.stdout
-        self.stderr = stderr if stderr is not None else sys.stderr
+        super().__init__(args, stdin, stdout, stderr)
         # Tests inject a ModelClient; normally it is made on the first model op.
         self.client = client
-
-    def run(self) -> int:
-        """Run the tool; return the process exit code."""
-        return common.run_guarded(self._run, self.stderr, TOOL)
 
     def _run(self) -> int:
         opts = build_parser().parse_args(self.argv)

@@ -13,7 +13,6 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 from skvm.cli import common
 
@@ -34,23 +33,10 @@ def build_parser() -> common.DriverArgumentParser:
     return p
 
 
-class TraceDriver:
+class TraceDriver(common.Driver):
     """skvm-trace as a class: ``TraceDriver(args).run()`` returns the exit code."""
 
-    def __init__(
-        self,
-        args: Sequence[str] | None = None,
-        stdin: IO[str] | None = None,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-    ):
-        self.argv = common.argv_or_sys(args)
-        self.stdout = stdout if stdout is not None else sys.stdout
-        self.stderr = stderr if stderr is not None else sys.stderr
-
-    def run(self) -> int:
-        """Run the tool; return the process exit code."""
-        return common.run_guarded(self._run, self.stderr, TOOL)
+    tool = TOOL
 
     def _run(self) -> int:
         from skvm.runtime.traces import default_store_path, open_readonly
