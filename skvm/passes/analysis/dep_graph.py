@@ -9,10 +9,12 @@ a barrier). ``parallelize`` schedules from these graphs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import attrs
 import networkx as nx
 
-from skvm.ir.operation import Module, Op, Region
+from skvm.ir.operation import Module, Region
 from skvm.ir.operation import Effect
 from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, paths_overlap
 from skvm.passes.base import Analysis
@@ -26,16 +28,26 @@ def _is_glob(path: str) -> bool:
 
 
 def region_graph(region: Region, effects: EffectsResult) -> nx.DiGraph:
-    """The dependence graph of one region's ops, built in linear time.
+    """The dependence graph of one region's ops (networkx), built in linear time."""
+    return _to_graph(len(region.ops), region_edges(region, effects))
+
+
+def _to_graph(n: int, edges: dict[tuple[int, int], dict]) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from((i, j, data) for (i, j), data in edges.items())
+    return graph
+
+
+def region_edges(region: Region, effects: EffectsResult) -> dict[tuple[int, int], dict]:
+    """The edges ``(i, j) -> {"kind": …}`` of one region's dependence graph, in insertion order.
 
     Instead of comparing every pair of ops, it keeps, per path, the last
     writer and the readers since, plus the effectful ops since the last
     unknown op (a barrier). Globs and paths only known at run time (``*``)
     are compared against every path seen, which is rare.
     """
-    graph = nx.DiGraph()
     ops = region.ops
-    graph.add_nodes_from(range(len(ops)))
     definer: dict[str, int] = {}
     last_writer: dict[str, int] = {}
     readers: dict[str, list[int]] = {}
@@ -104,16 +116,41 @@ def region_graph(region: Region, effects: EffectsResult) -> nx.DiGraph:
                         glob_readers[path] = None
         for v in op.results:
             definer[v.name] = j
-    graph.add_edges_from((i, j, data) for (i, j), data in edges.items())
-    return graph
+    return edges
+
+
+class _LazyGraphs(Mapping[str, nx.DiGraph]):
+    """Region path -> networkx graph, built from the edges on first access."""
+
+    def __init__(self, edges: dict[str, dict[tuple[int, int], dict]], regions: dict[str, Region]):
+        self._edges = edges
+        self._regions = regions
+        self._built: dict[str, nx.DiGraph] = {}
+
+    def __getitem__(self, path: str) -> nx.DiGraph:
+        graph = self._built.get(path)
+        if graph is None:
+            graph = self._built[path] = _to_graph(len(self._regions[path].ops), self._edges[path])
+        return graph
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._edges)
+
+    def __len__(self) -> int:
+        return len(self._edges)
 
 
 @attrs.frozen
 class DepGraphResult:
-    """Dependence graphs keyed by region path (``@main``, ``@main#3.0``)."""
+    """Dependence graphs keyed by region path (``@main``, ``@main#3.0``).
 
-    graphs: dict[str, nx.DiGraph]
+    ``edges`` holds each region's edges (what the passes consume); ``graphs``
+    gives the same as networkx graphs, built on first access.
+    """
+
+    graphs: Mapping[str, nx.DiGraph]
     regions: dict[str, Region]
+    edges: dict[str, dict[tuple[int, int], dict]] = attrs.field(factory=dict)
 
 
 class DepGraphAnalysis(Analysis):
@@ -124,11 +161,11 @@ class DepGraphAnalysis(Analysis):
 
     def run(self, module: Module, am) -> DepGraphResult:
         effects: EffectsResult = am.get("effects", module)
-        graphs: dict[str, nx.DiGraph] = {}
+        edges: dict[str, dict[tuple[int, int], dict]] = {}
         regions: dict[str, Region] = {}
 
         def visit(path: str, region: Region) -> None:
-            graphs[path] = region_graph(region, effects)
+            edges[path] = region_edges(region, effects)
             regions[path] = region
             for i, op in enumerate(region.ops):
                 for r, inner in enumerate(op.regions):
@@ -137,7 +174,7 @@ class DepGraphAnalysis(Analysis):
         for op in module.procs():
             if op.regions:
                 visit(f"@{op.sym_name}", op.regions[0])
-        return DepGraphResult(graphs, regions)
+        return DepGraphResult(_LazyGraphs(edges, regions), regions, edges)
 
     def print(self, result: DepGraphResult, module: Module) -> str:
         lines = []

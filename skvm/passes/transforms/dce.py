@@ -326,13 +326,20 @@ def remove_unused_resources(module: Module, run: _Run) -> Module:
     if not resources:
         return module
     used: set[str] = set()
-    texts: list[str] = []
+    others: list[Op] = []
     for op in walk(module.body.ops):
         if op.name == "skill.resource":
             continue
         used.update(symbol_uses(op))
-        texts.extend(attr_strings(op))
-    blob = "\n".join(texts)
+        others.append(op)
+    # Every string of the module, joined: built only when a script's path has
+    # to be looked for (most skills have no unreferenced script).
+    blob_cache: list[str] = []
+
+    def blob() -> str:
+        if not blob_cache:
+            blob_cache.append("\n".join(t for op in others for t in attr_strings(op)))
+        return blob_cache[0]
 
     def kind(op: Op) -> str:
         k = op.attr("kind")
@@ -344,7 +351,8 @@ def remove_unused_resources(module: Module, run: _Run) -> Module:
 
     def mentioned(path: str) -> bool:
         base = path.rsplit("/", 1)[-1]
-        return path in blob or (bool(base) and base in blob)
+        text = blob()
+        return path in text or (bool(base) and base in text)
 
     kept_script_homes = {
         folder_ext(str(r.attr("path", "")))

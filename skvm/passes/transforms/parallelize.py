@@ -33,14 +33,13 @@ is deterministic and the pass is idempotent (a second run changes nothing).
 from __future__ import annotations
 
 import heapq
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import attrs
-import networkx as nx
 
 from skvm.ir.attributes import DictAttr, Keyword, ValueRef
 from skvm.ir.operation import Effect, Module, Op, Region, Trait, Value
-from skvm.passes.analysis.dep_graph import DepGraphResult, region_graph
+from skvm.passes.analysis.dep_graph import DepGraphResult, region_edges
 from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, local_effects, summarize
 from skvm.passes.base import ModulePass, PassContext, PassResult
 from skvm.passes import irutil
@@ -80,8 +79,12 @@ def _rename_attr(value, mapping: dict[str, str]):
     return value
 
 
-def rename_op(op: Op, mapping: dict[str, str]) -> Op:
-    """``op`` with defs and uses of the names in ``mapping`` renamed, deeply."""
+def rename_op(op: Op, mapping: dict[str, str],
+              on_region: Callable[[Region, Region], None] | None = None) -> Op:
+    """``op`` with defs and uses of the names in ``mapping`` renamed, deeply.
+
+    ``on_region(old, new)`` is told about every region the renaming rebuilt.
+    """
     if not mapping:
         return op
     operands = tuple(mapping.get(n, n) for n in op.operands)
@@ -89,7 +92,13 @@ def rename_op(op: Op, mapping: dict[str, str]) -> Op:
         Value(mapping[v.name], v.type) if v.name in mapping else v for v in op.results
     )
     attributes = _rename_attr(op.attributes, mapping)
-    regions = tuple(r.with_ops([rename_op(inner, mapping) for inner in r.ops]) for r in op.regions)
+    regions = tuple(
+        r.with_ops([rename_op(inner, mapping, on_region) for inner in r.ops]) for r in op.regions
+    )
+    if on_region is not None:
+        for old, new in zip(op.regions, regions):
+            if new is not old:
+                on_region(old, new)
     if (
         operands == op.operands
         and results == op.results
@@ -284,16 +293,26 @@ class _Memo:
         self.stable: set[int] = set()
         self._alive: list[Region] = []
 
-    def graph(self, region: Region, path: str) -> nx.DiGraph:
-        """The dependence graph of ``region`` (the analysis's when it is that region)."""
+    def edges(self, region: Region, path: str) -> Iterable[tuple[int, int]]:
+        """The dependence edges of ``region`` (the analysis's when it is that region)."""
         if self.deps.regions.get(path) is region:
-            return self.deps.graphs[path]
-        return region_graph(region, self.effects)
+            return self.deps.edges[path]
+        return region_edges(region, self.effects)
 
     def mark_stable(self, region: Region) -> None:
         """Remember that scheduling ``region`` changed nothing."""
         self.stable.add(id(region))
         self._alive.append(region)
+
+    def renamed(self, old: Region, new: Region) -> None:
+        """``new`` is ``old`` with values renamed: stable when ``old`` is.
+
+        Scheduling does not depend on value names (only on which op defines
+        and uses what, and on effects), so a consistent renaming of a region
+        that would not change does not change either.
+        """
+        if id(old) in self.stable:
+            self.mark_stable(new)
 
 
 class _Scheduler:
@@ -350,8 +369,8 @@ class _Scheduler:
         self._orig = region.ops
         if len(ops) < 2:
             return region.with_ops(ops)
-        graph = self.memo.graph(region, path)
-        return region.with_ops(self._schedule(ops, graph, path))
+        edges = self.memo.edges(region, path)
+        return region.with_ops(self._schedule(ops, edges, path))
 
     def _dlp(self, loop: Op) -> Op:
         why = dlp_blocker(loop)
@@ -373,7 +392,7 @@ class _Scheduler:
             loop.pos,
         )
 
-    def _schedule(self, ops: list[Op], graph: nx.DiGraph, path: str) -> list[Op]:
+    def _schedule(self, ops: list[Op], edges: Iterable[tuple[int, int]], path: str) -> list[Op]:
         n = len(ops)
         # Uses of each name by any op of the region, to find values escaping a group.
         use_count: dict[str, int] = {}
@@ -402,7 +421,7 @@ class _Scheduler:
         # the wrong way: i < j always).
         succ: dict[int, list[int]] = {}
         pred_count = [0] * n
-        for i, j in graph.edges():
+        for i, j in edges:
             if segment_of[i] >= 0 and segment_of[i] == segment_of[j]:
                 succ.setdefault(i, []).append(j)
                 pred_count[j] += 1
@@ -548,7 +567,7 @@ class _Scheduler:
                 v for v in defined
                 if self._use_count.get(v.name, 0) > inner_uses.get(v.name, 0)
             ]
-            new_body = [rename_op(op, mapping) for op in body]
+            new_body = [rename_op(op, mapping, self.memo.renamed) for op in body]
             new_body.append(Op.build("ctl.yield", [mapping[v.name] for v in escaping]))
             regions.append(Region(new_body))
             results.extend(escaping)
