@@ -163,7 +163,8 @@ class OptDriver(common.Driver):
         given = Path(self.opts.input)
         # Passes that read bundled files (secure's script scan) find them here.
         self.skill_root = given if given.is_dir() else given.parent
-        text = self._optimize(module, pipeline)
+        # import_skill verified the module already.
+        text = self._optimize(module, pipeline, verified=True)
         if text is None or self.engine.has_errors:
             return 1
         common.write_output(self.opts.output, text, self.stdout)
@@ -178,9 +179,9 @@ class OptDriver(common.Driver):
             return None
         return self._optimize(module, pipeline)
 
-    def _optimize(self, module: Module, pipeline) -> str | None:
+    def _optimize(self, module: Module, pipeline, verified: bool = False) -> str | None:
         opts = self.opts
-        problems = verify(module, opts.allow_unregistered)
+        problems = [] if verified else verify(module, opts.allow_unregistered)
         if problems:
             self.engine.extend(problems)
             return None

@@ -24,6 +24,7 @@ import itertools
 import math
 import os
 import re
+import resource
 import selectors
 import shlex
 import signal
@@ -37,6 +38,7 @@ from typing import Any
 import attrs
 
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
+from skvm.runtime.spawner import SpawnedChild, Spawner, SpawnerError
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -320,6 +322,20 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _read_bytes(path: bytes) -> bytes:
+    """A small (cgroup) file's bytes, b"" when unreadable; no Path or decoding per call."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def _rmdir_quiet(path: Path) -> None:
     try:
         path.rmdir()
@@ -346,6 +362,7 @@ class _PidsCgroup:
         self.limit = -1
         self.baseline = 0
         self.procs_file = os.fsencode(self.path / "cgroup.procs")
+        self.events_file = os.fsencode(self.path / "pids.events")
 
     @classmethod
     def acquire(cls, base: Path, limit: int) -> _PidsCgroup:
@@ -361,7 +378,7 @@ class _PidsCgroup:
         return group
 
     def _fork_failures(self) -> int:
-        match = re.search(r"max (\d+)", _read(self.path / "pids.events"))
+        match = re.search(rb"max (\d+)", _read_bytes(self.events_file))
         return int(match.group(1)) if match else 0
 
     def refused_forks(self) -> int:
@@ -371,7 +388,7 @@ class _PidsCgroup:
     def release(self) -> None:
         """SIGKILL every member until the cgroup is empty, then pool it."""
         for _ in range(200):
-            pids = _read(self.path / "cgroup.procs").split()
+            pids = _read_bytes(self.procs_file).split()
             if not pids:
                 with _cgroup_pool_lock:
                     _cgroup_pool.append(self)
@@ -426,6 +443,7 @@ SIGNAL_REASONS = {
 }
 
 _TICK_S = 0.05  # how often a long-running command's limits are checked
+SPAWNER_DIED = "the sandbox's spawner died; the command was killed"
 
 
 def _preamble(policy: SandboxPolicy, cgroup: _PidsCgroup | None) -> str:
@@ -487,6 +505,162 @@ def _killpg(pgid: int) -> None:
         pass
 
 
+def _rlimits(policy: SandboxPolicy) -> list[tuple[str, int, int]]:
+    """The (name, soft, hard) rlimits of a command; the same values ``_preamble`` sets."""
+    cpu = policy.cpu_s if policy.cpu_s is not None else math.ceil(policy.timeout_s) + 1
+    # Soft CPU below hard: the soft limit sends SIGXCPU, so the cause is known.
+    limits = [("RLIMIT_CORE", 0, 0), ("RLIMIT_CPU", cpu, cpu + 1)]
+    if policy.memory_bytes is not None:
+        limits.append(("RLIMIT_AS", policy.memory_bytes, policy.memory_bytes))
+    if policy.file_size_bytes is not None:
+        limits.append(("RLIMIT_FSIZE", policy.file_size_bytes, policy.file_size_bytes))
+    if policy.max_processes is not None and os.geteuid() != 0:
+        nproc = policy.max_processes + _own_uid_processes()
+        limits.append(("RLIMIT_NPROC", nproc, nproc))
+    if os.geteuid() == 0:
+        return limits
+    # An unprivileged process cannot raise a hard limit: keep the stricter one.
+    clamped = []
+    for name, soft, hard in limits:
+        current = resource.getrlimit(getattr(resource, name))[1]
+        if current != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current), min(hard, current)
+        clamped.append((name, soft, hard))
+    return clamped
+
+
+#: Set to False to start every command directly (the slower fallback path).
+SPAWNER_ENABLED = True
+#: How many times a dead spawner is replaced before the direct path is used for good.
+SPAWNER_RESTARTS = 3
+_spawners: dict[bool, Spawner] = {}
+_spawner_starts: dict[bool, int] = {}
+_spawner_errors: dict[bool, str] = {}
+_spawners_lock = threading.Lock()
+
+
+def _command_spawner(isolate_net: bool) -> Spawner | None:
+    """The fork server for this network mode, started on first use; None: spawn directly."""
+    current = _spawners.get(isolate_net)
+    if current is not None and current.usable:
+        return current
+    if not SPAWNER_ENABLED:
+        return None
+    with _spawners_lock:
+        current = _spawners.get(isolate_net)
+        if current is not None and current.usable:
+            return current
+        if current is not None and current.owner_pid == os.getpid():
+            current.retire()  # its running commands finish; their releases close it
+        if isolate_net in _spawner_errors or _spawner_starts.get(isolate_net, 0) >= SPAWNER_RESTARTS:
+            return None
+        _spawner_starts[isolate_net] = _spawner_starts.get(isolate_net, 0) + 1
+        try:
+            # Started from the netns thread, the spawner and its children have no network.
+            current = Spawner(popen=_spawner().popen if isolate_net else subprocess.Popen)
+        except SpawnerError as exc:
+            _spawner_errors[isolate_net] = str(exc)
+            _spawners.pop(isolate_net, None)
+            return None
+        _spawners[isolate_net] = current
+        return current
+
+
+def spawn_mechanism(allow_network: bool = False) -> str:
+    """Say how commands are started on this machine (fork server, or why not)."""
+    isolate_net = not allow_network and network_isolation_available()[0]
+    if _command_spawner(isolate_net) is not None:
+        return "fork server (one per VM process and network mode)"
+    why = _spawner_errors.get(isolate_net) or (
+        "disabled" if not SPAWNER_ENABLED else "restarted too often"
+    )
+    return f"direct: a /bin/sh wrapper per command ({why})"
+
+
+def _close_spawners() -> None:
+    """Stop this process's spawners at exit (each kills what it still runs)."""
+    for spawner in list(_spawners.values()):
+        if spawner.owner_pid == os.getpid():
+            spawner.close()
+    _spawners.clear()
+
+
+class _Launched:
+    """A started command: pid and our ends of its pipes; started directly or by the spawner."""
+
+    def __init__(self, pid: int, stdin: int | None, stdout: int, stderr: int,
+                 proc: subprocess.Popen | None = None, spawned: SpawnedChild | None = None):
+        self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.proc = proc
+        self.spawned = spawned
+
+    def close(self) -> None:
+        """Close our pipe ends."""
+        if self.proc is not None:
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                if stream is not None and not stream.closed:
+                    stream.close()
+            return
+        for fd in (self.stdin, self.stdout, self.stderr):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.stdin = None
+
+
+def _launch_spawned(spawner: Spawner, command, policy, env, cgroup, stdin) -> _Launched:
+    """Start a command through the fork server (raises SpawnerError: not started)."""
+    pipes = [os.pipe() if stdin is not None else None, os.pipe(), os.pipe()]
+    child_ends = [p[0] if i == 0 else p[1] for i, p in enumerate(pipes) if p is not None]
+    try:
+        spawned = spawner.spawn(
+            list(command),
+            env=env,
+            cwd=os.fspath(policy.workdir),
+            limits=_rlimits(policy),
+            cgroup_procs=os.fsdecode(cgroup.procs_file) if cgroup is not None else None,
+            cgroup_home=_spawner_cgroup(),
+            stdin_fd=pipes[0][0] if pipes[0] else None,
+            stdout_fd=pipes[1][1],
+            stderr_fd=pipes[2][1],
+        )
+    except BaseException:
+        for pipe in pipes:
+            for fd in pipe or ():
+                os.close(fd)
+        raise
+    finally:
+        for fd in child_ends:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    return _Launched(spawned.pid, pipes[0][1] if pipes[0] else None, pipes[1][0], pipes[2][0],
+                     spawned=spawned)
+
+
+def _launch_direct(command, policy, env, cgroup, stdin, shell, isolate_net) -> _Launched:
+    """Start a command with vfork and a ``/bin/sh`` wrapper that sets the limits."""
+    spawn = _spawner().popen if isolate_net else subprocess.Popen
+    proc = spawn(
+        _wrapped(command, _preamble(policy, cgroup), shell),
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=policy.workdir,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return _Launched(proc.pid, proc.stdin.fileno() if proc.stdin else None,
+                     proc.stdout.fileno(), proc.stderr.fileno(), proc=proc)
+
+
 def run(
     argv: Sequence[str] | str,
     policy: SandboxPolicy,
@@ -498,8 +672,10 @@ def run(
     """Run a command inside the sandbox and return what it did.
 
     ``shell=True`` runs ``argv`` (one string) with ``/bin/sh -c`` for pipelines;
-    otherwise ``argv`` is exec'd as is (by a ``/bin/sh`` wrapper that first sets
-    the limits, so no shell parses it). ``extra_env`` is added after scrubbing (the
+    otherwise ``argv`` is exec'd as is (no shell parses it). Commands are
+    started by the fork server (:mod:`skvm.runtime.spawner`), which sets the
+    limits in the forked child; when it cannot run, by a ``/bin/sh`` wrapper
+    that sets them with ``ulimit``. ``extra_env`` is added after scrubbing (the
     caller vouches for it). A missing executable gives return code 127, as in
     a shell. Never raises for anything the command itself does.
     """
@@ -520,32 +696,33 @@ def run(
             cgroup = _PidsCgroup.acquire(cgroup_base, policy.max_processes)
         except OSError:
             cgroup = None
-    spawn = _spawner().popen if isolate_net else subprocess.Popen
+    spawner = _command_spawner(isolate_net)
     start = time.perf_counter()
+    launched = None
     try:
-        proc = spawn(
-            _wrapped(command, _preamble(policy, cgroup), shell),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=workdir,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
+        if spawner is not None:
+            try:
+                launched = _launch_spawned(spawner, command, policy, env, cgroup, stdin)
+            except SpawnerError:
+                spawner = None  # not started: take the direct path
+        if launched is None:
+            launched = _launch_direct(command, policy, env, cgroup, stdin, shell, isolate_net)
     except BaseException:
         if cgroup:
             cgroup.release()
         raise
     try:
-        outcome = _supervise(proc, policy, stdin, cgroup, start)
+        outcome = _supervise(launched, policy, stdin, cgroup, start)
     finally:
-        _killpg(proc.pid)
+        _killpg(launched.pid)
         if cgroup:
             cgroup.release()
-        proc.wait()
+        launched.close()
+        returncode = _reap(launched, spawner)
     stdout, stderr, truncated, killed_reason, timed_out = outcome
-    returncode = proc.returncode
+    if returncode is None:
+        returncode = -signal.SIGKILL
+        killed_reason = killed_reason or SPAWNER_DIED
     if killed_reason is None and returncode < 0:
         killed_reason = SIGNAL_REASONS.get(-returncode, f"killed by signal {-returncode}")
     return ExecResult(
@@ -561,25 +738,68 @@ def run(
     )
 
 
-def _supervise(proc, policy, stdin, cgroup, start):
-    """Pump the pipes, enforce the timeout and the process limit; leave proc unreaped."""
+def _reap(launched: _Launched, spawner: Spawner | None) -> int | None:
+    """Reap a killed-or-exited command; its return code (None: the spawner died first)."""
+    if launched.proc is not None:
+        return launched.proc.wait()
+    spawned = launched.spawned
+    if spawned.returncode is None:
+        # Killed before its exit was reported: the report follows the SIGKILL closely.
+        with selectors.DefaultSelector() as sel:
+            sel.register(spawned.status_fd, selectors.EVENT_READ)
+            deadline = time.perf_counter() + 2.0
+            while spawned.returncode is None and sel.select(max(0.0, deadline - time.perf_counter())):
+                chunk = os.read(spawned.status_fd, 256)
+                if not chunk:
+                    break
+                spawned.feed(chunk)
+    spawner.release(spawned)
+    return spawned.returncode
+
+
+@functools.cache
+def _spawner_cgroup() -> str | None:
+    """``cgroup.procs`` of the cgroup limited spawners return to after each command."""
+    base = _pids_cgroup_root()
+    if base is None:
+        return None
+    home = base / "spawners"
+    try:
+        home.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return os.fsdecode(home / "cgroup.procs")
+
+
+def _supervise(launched: _Launched, policy, stdin, cgroup, start):
+    """Pump the pipes, enforce the timeout and the process limit; leave the command unreaped."""
     limit = policy.output_limit_bytes
-    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    buffers = {launched.stdout: bytearray(), launched.stderr: bytearray()}
+    spawned = launched.spawned
+    status_fd = spawned.status_fd if spawned is not None else None
     truncated = False
     killed_reason = None
     timed_out = False
     pending_in = memoryview(stdin.encode()) if stdin is not None else None
     deadline = start + policy.timeout_s
     next_check = start + _TICK_S
+    exit_seen = False
 
     with selectors.DefaultSelector() as sel:
-        for stream in (proc.stdout, proc.stderr):
-            os.set_blocking(stream.fileno(), False)
-            sel.register(stream.fileno(), selectors.EVENT_READ)
+        for fd in buffers:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+        if status_fd is not None:
+            sel.register(status_fd, selectors.EVENT_READ)
         if pending_in is not None:
-            os.set_blocking(proc.stdin.fileno(), False)
-            sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE)
-        while sel.get_map():
+            os.set_blocking(launched.stdin, False)
+            sel.register(launched.stdin, selectors.EVENT_WRITE)
+        while sel.get_map() and killed_reason is None:
+            if spawned is not None and spawned.returncode is not None and not exit_seen:
+                # The main process is gone (its report may have come with the pid);
+                # whatever still holds the pipes is a straggler.
+                exit_seen = True
+                _killpg(launched.pid)
             now = time.perf_counter()
             if now >= deadline:
                 timed_out = True
@@ -587,14 +807,25 @@ def _supervise(proc, policy, stdin, cgroup, start):
                 break
             if now >= next_check:
                 next_check = now + _TICK_S
-                killed_reason = _check_processes(proc, policy, cgroup)
+                killed_reason = _check_processes(launched.pid, policy, cgroup)
                 if killed_reason:
                     break
-                if _exited(proc.pid):
+                if status_fd is None and _exited(launched.pid):
                     # The main process is gone; whatever still holds the pipes is a straggler.
-                    _killpg(proc.pid)
+                    _killpg(launched.pid)
             for key, _ in sel.select(min(_TICK_S, max(0.0, deadline - now))):
                 fd = key.fd
+                if fd == status_fd:
+                    chunk = os.read(fd, 256)
+                    if not chunk:
+                        sel.unregister(fd)
+                        if spawned.returncode is None:
+                            # Closed without an exit report: the spawner died.
+                            killed_reason = SPAWNER_DIED
+                            break
+                        continue
+                    spawned.feed(chunk)
+                    continue
                 if fd not in buffers:
                     try:
                         written = os.write(fd, pending_in[:65536])
@@ -603,7 +834,11 @@ def _supervise(proc, policy, stdin, cgroup, start):
                     pending_in = pending_in[written:]
                     if not pending_in:
                         sel.unregister(fd)
-                        proc.stdin.close()
+                        if launched.proc is not None:
+                            launched.proc.stdin.close()
+                        else:
+                            os.close(fd)
+                        launched.stdin = None
                     continue
                 try:
                     chunk = os.read(fd, 65536)
@@ -617,23 +852,19 @@ def _supervise(proc, policy, stdin, cgroup, start):
                     truncated = True
                 buffers[fd] += chunk[: max(room, 0)]
 
-    if killed_reason is None:
+    if killed_reason is None and status_fd is None:
         # Pipes are closed; wait for the main process without reaping it.
         delay = 0.0005
-        while not _exited(proc.pid):
+        while not _exited(launched.pid):
             if time.perf_counter() >= deadline:
                 timed_out = True
                 killed_reason = f"wall-clock timeout after {policy.timeout_s:g} s"
                 break
             time.sleep(delay)
             delay = min(delay * 2, _TICK_S)
-        else:
-            if cgroup and cgroup.refused_forks():
-                killed_reason = _process_limit_reason(policy)
-    out, err = buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
-    for stream in (proc.stdout, proc.stderr, proc.stdin):
-        if stream is not None and not stream.closed:
-            stream.close()
+    if killed_reason is None and cgroup and cgroup.refused_forks():
+        killed_reason = _process_limit_reason(policy)
+    out, err = buffers[launched.stdout], buffers[launched.stderr]
     return bytes(out), bytes(err), truncated, killed_reason, timed_out
 
 
@@ -641,14 +872,14 @@ def _process_limit_reason(policy: SandboxPolicy) -> str:
     return f"process limit exceeded (max_processes={policy.max_processes})"
 
 
-def _check_processes(proc, policy: SandboxPolicy, cgroup: _PidsCgroup | None) -> str | None:
+def _check_processes(pid: int, policy: SandboxPolicy, cgroup: _PidsCgroup | None) -> str | None:
     """Return a reason to stop the command when it spawned too many processes."""
     if policy.max_processes is None:
         return None
     if cgroup is not None:
         refused = cgroup.refused_forks() > 0
     else:
-        refused = _session_members(proc.pid) > policy.max_processes
+        refused = _session_members(pid) > policy.max_processes
     return _process_limit_reason(policy) if refused else None
 
 
@@ -768,12 +999,14 @@ def _cleanup_cgroups() -> None:
     base = _pids_cgroup_root()
     if base is None:
         return
-    for group in base.glob("run-*"):
+    for group in [*base.glob("run-*"), base / "spawners"]:
         _rmdir_quiet(group)
     _rmdir_quiet(base)
 
 
 atexit.register(_cleanup_cgroups)
+# Registered last, so it runs first: the spawners' children leave the cgroups.
+atexit.register(_close_spawners)
 
 __all__ = [
     "ExecResult",
@@ -788,4 +1021,5 @@ __all__ = [
     "resolve_path",
     "run",
     "scrub_env",
+    "spawn_mechanism",
 ]
