@@ -27,12 +27,12 @@ import platform
 import re
 import shutil
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import attrs
 
+from skvm import jsonfile
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError, SourceManager
 
 SCHEMA_NAME = "environment.schema.json"
@@ -193,55 +193,19 @@ class Environment:
 # -- schema and files ---------------------------------------------------------------
 
 
-@functools.cache
 def environment_schema() -> dict[str, Any]:
     """The JSON Schema of environment descriptions, as shipped in the package."""
-    text = resources.files("skvm").joinpath("schemas", SCHEMA_NAME).read_text("utf-8")
-    return json.loads(text)
-
-
-@functools.cache
-def _validator():
-    import jsonschema
-
-    schema = environment_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    return jsonfile.load_schema(SCHEMA_NAME)
 
 
 def _locate(text: str | None, origin: str, path: Iterable[Any]) -> Location:
-    """Best-effort line:col of the JSON value at ``path`` in ``text``."""
-    if text is None:
-        return Location(origin, 1, 1)
-    pos = 0
-    for part in path:
-        if isinstance(part, int):
-            # Step over ``part`` items of the array that starts after ``pos``.
-            start = text.find("[", pos)
-            if start < 0:
-                break
-            pos = start + 1
-            for _ in range(part):
-                comma = text.find(",", pos)
-                if comma < 0:
-                    break
-                pos = comma + 1
-            while pos < len(text) and text[pos] in " \t\r\n":
-                pos += 1
-            continue
-        m = re.compile(r'"%s"\s*:' % re.escape(str(part))).search(text, pos)
-        if m is None:
-            break
-        pos = m.start()
-    line = text.count("\n", 0, pos) + 1
-    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return Location(origin, line, col)
+    """Line:col of the JSON value at ``path`` in ``text`` (the file's start without text)."""
+    return jsonfile.locate(text, origin, path) or Location(origin, 1, 1)
 
 
 def validate_environment(data: Any, origin: str = "<environment>", text: str | None = None) -> list[Diagnostic]:
     """Check environment data against the schema; return located errors."""
-    errors = sorted(_validator().iter_errors(data), key=lambda e: (list(map(str, e.path)), e.message))
+    errors = jsonfile.schema_errors(SCHEMA_NAME, data)
     diags = []
     for err in errors:
         message = err.message
@@ -293,20 +257,7 @@ def load_environment(path: str | Path, sources: SourceManager | None = None) -> 
     diagnostics quote the offending line.
     """
     origin = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SkvmError.at(None, f"cannot read environment file '{origin}': {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SkvmError.at(Location(origin, 1, 1), "environment file is not UTF-8 text") from None
-    if sources is not None:
-        sources.add(origin, text)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SkvmError.at(
-            Location(origin, exc.lineno, exc.colno), f"environment file is not valid JSON: {exc.msg}"
-        ) from None
+    data, text = jsonfile.read_json(path, "environment file", origin, sources)
     return environment_from_dict(data, origin, text)
 
 

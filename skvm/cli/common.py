@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from skvm import __version__
 from skvm.diagnostics import (
     Diagnostic,
     DiagnosticEngine,
@@ -76,6 +77,14 @@ class Driver:
 
     def _run(self) -> int:
         raise NotImplementedError
+
+    def _parse(self, parser: argparse.ArgumentParser) -> argparse.Namespace | None:
+        """Parse ``argv`` into ``self.opts``; ``None`` once ``--version`` printed the version."""
+        self.opts = parser.parse_args(self.argv)
+        if getattr(self.opts, "version", False):
+            self.stdout.write(f"{self.tool} (skvm) {__version__}\n")
+            return None
+        return self.opts
 
 
 def read_text_input(path: str, stdin: IO[str] | None = None, display: str | None = None) -> tuple[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from skvm import __version__
 from skvm.cli import common
 from skvm.diagnostics import (
     Severity,
@@ -77,10 +76,8 @@ class OptDriver(common.Driver):
 
     # ------------------------------------------------------------------------------
     def _run(self) -> int:
-        opts = build_parser().parse_args(self.argv)
-        self.opts = opts
-        if opts.version:
-            self.stdout.write(f"{TOOL} (skvm) {__version__}\n")
+        opts = self._parse(build_parser())
+        if opts is None:
             return 0
         if opts.list_passes:
             from skvm.passes.registry import list_passes

@@ -77,8 +77,7 @@ class RunDriver(common.Driver):
         self.client = client
 
     def _run(self) -> int:
-        opts = build_parser().parse_args(self.argv)
-        self.opts = opts
+        opts = self._parse(build_parser())
         self.engine = common.make_engine(self.stderr)
         try:
             module, root = self._load()

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from skvm import __version__
 from skvm.cli import common
 from skvm.diagnostics import SkvmError
 
@@ -56,10 +55,8 @@ class TranslateDriver(common.Driver):
 
     # ------------------------------------------------------------------------------
     def _run(self) -> int:
-        opts = build_parser().parse_args(self.argv)
-        self.opts = opts
-        if opts.version:
-            self.stdout.write(f"{TOOL} (skvm) {__version__}\n")
+        opts = self._parse(build_parser())
+        if opts is None:
             return 0
         if opts.list_targets:
             return self._list_targets()

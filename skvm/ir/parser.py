@@ -520,6 +520,19 @@ def _call_inline(method, children):
     return method(*children)
 
 
+def _reduce(states: dict, state_stack: list, value_stack: list, arg: tuple) -> None:
+    """Apply one LALR reduction ``arg`` = (size, rule name, callback) to the stacks."""
+    size, origin, callback = arg
+    if size:
+        children = value_stack[-size:]
+        del state_stack[-size:]
+        del value_stack[-size:]
+    else:
+        children = []
+    value_stack.append(callback(children))
+    state_stack.append(states[state_stack[-1]][origin][1])
+
+
 class _Driver:
     """The LALR(1) loop over Lark's parse table, with the grammar's callbacks.
 
@@ -570,30 +583,14 @@ class _Driver:
                     state_stack.append(arg)
                     value_stack.append(token)
                     break
-                size, origin, callback = arg
-                if size:
-                    children = value_stack[-size:]
-                    del state_stack[-size:]
-                    del value_stack[-size:]
-                else:
-                    children = []
-                value_stack.append(callback(children))
-                state_stack.append(states[state_stack[-1]][origin][1])
+                _reduce(states, state_stack, value_stack, arg)
         end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
         while True:
             try:
                 shift, arg = states[state_stack[-1]]["$END"]
             except KeyError:
                 raise self._unexpected(end, state_stack[-1]) from None
-            size, origin, callback = arg
-            if size:
-                children = value_stack[-size:]
-                del state_stack[-size:]
-                del value_stack[-size:]
-            else:
-                children = []
-            value_stack.append(callback(children))
-            state_stack.append(states[state_stack[-1]][origin][1])
+            _reduce(states, state_stack, value_stack, arg)
             if state_stack[-1] == end_state:
                 return value_stack[-1]
 

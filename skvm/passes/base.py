@@ -13,6 +13,7 @@ option fields parsed from pipeline text ``name{key=value}`` (as in xDSL).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -64,6 +65,16 @@ class PassContext:
     allow_illegal: bool = False
     #: Free-form extra settings (per-tool).
     extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def add_stats(self, counters: Mapping[str, int], prefix: str = "") -> None:
+        """Add the non-zero ``counters`` (as ``prefix.key``) to ``--stats``, if the driver collects them."""
+        stats = self.extra.get("stats")
+        if not isinstance(stats, dict):
+            return
+        for key, n in counters.items():
+            if n:
+                name = f"{prefix}.{key}" if prefix else key
+                stats[name] = stats.get(name, 0) + n
 
 
 class Analysis:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from skvm.ir.attributes import DictAttr, SymbolRef, ValueRef
-from skvm.ir.operation import Op, Trait
+from skvm.ir.operation import Module, Op, Trait
 
 #: Attribute value types that cannot hold a ``%x`` or ``@x`` (nor nested values).
 _LEAF_TYPES = frozenset({str, int, float, bool})
@@ -115,3 +115,36 @@ def count_ops(op: Op) -> int:
     if not op.regions:
         return 1
     return sum(1 for _ in walk((op,)))
+
+
+def _walk_region_paths(prefix: str, ops: Iterable[Op]) -> Iterator[tuple[str, Op]]:
+    for i, op in enumerate(ops):
+        path = f"{prefix}#{i}"
+        yield path, op
+        for r, region in enumerate(op.regions):
+            yield from _walk_region_paths(f"{path}.{r}", region.ops)
+
+
+#: What :func:`walk_paths` yields of the ops outside procedures, by ``module_ops``.
+_MODULE_OPS = {"nested": (True, True), "flat": (True, False), "none": (False, False)}
+
+
+def walk_paths(module: Module, module_ops: str = "nested") -> Iterator[tuple[str, Op]]:
+    """Yield ``(path, op)`` for every op in procedures and, per ``module_ops``, outside them.
+
+    Paths: ``@proc#i`` inside a procedure, ``#i`` at module level and
+    ``<parent>.r#j`` inside region ``r`` of a parent op. ``module_ops`` is
+    ``"nested"`` (module-level ops and the ops nested in them), ``"flat"``
+    (module-level ops only) or ``"none"`` (procedures only).
+    """
+    top, nested = _MODULE_OPS[module_ops]
+    for i, op in enumerate(module.body.ops):
+        if op.name == "skill.proc":
+            if op.regions:
+                yield from _walk_region_paths(f"@{op.sym_name}", op.regions[0].ops)
+            continue
+        if top:
+            yield f"#{i}", op
+        if nested:
+            for r, region in enumerate(op.regions):
+                yield from _walk_region_paths(f"#{i}.{r}", region.ops)

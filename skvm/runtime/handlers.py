@@ -119,14 +119,19 @@ def _command_failure(interp: Interpreter, op: Op, result: sandbox.ExecResult) ->
     return OpFailure(op, reason, notes)
 
 
-@handler("tool.exec")
-def _exec(interp: Interpreter, op: Op, frame: Frame, token, op_id):
+def _run_argv(interp: Interpreter, op: Op, frame: Frame) -> sandbox.ExecResult:
+    """Run ``op``'s ``argv`` (a shell line with ``shell``); a failed command raises OpFailure."""
     argv = interp.argv(op, op.attr("argv", ()), frame)
     shell = op.has_attr("shell")
     result = _run_command(interp, op, argv if not shell else [argv[0]], shell)
     if not result.ok:
         raise _command_failure(interp, op, result)
-    return (result.stdout,) * len(op.results)
+    return result
+
+
+@handler("tool.exec")
+def _exec(interp: Interpreter, op: Op, frame: Frame, token, op_id):
+    return (_run_argv(interp, op, frame).stdout,) * len(op.results)
 
 
 #: Script extension -> interpreter argv prefix (None: run the file itself).
@@ -172,11 +177,7 @@ def _script(interp: Interpreter, op: Op, frame: Frame, token, op_id):
 
 @handler("check.cmd")
 def _check_cmd(interp: Interpreter, op: Op, frame: Frame, token, op_id):
-    argv = interp.argv(op, op.attr("argv", ()), frame)
-    shell = op.has_attr("shell")
-    result = _run_command(interp, op, argv if not shell else [argv[0]], shell)
-    if not result.ok:
-        raise _command_failure(interp, op, result)
+    _run_argv(interp, op, frame)
     return ()
 
 

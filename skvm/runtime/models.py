@@ -195,7 +195,8 @@ class ModelClient:
     def _delay(self, attempt: int) -> float:
         return min(self.backoff_max_s, self.backoff_s * (2**attempt))
 
-    def _failure(self, exc: Exception, attempt: int) -> tuple[bool, ModelError]:
+    def _retry_delay(self, exc: Exception, attempt: int) -> float:
+        """Seconds to wait before retrying after ``exc``; raise ModelError when it is final."""
         retryable = type(exc).__name__ in RETRYABLE_ERRORS or any(
             isinstance(exc, cls) for cls in _retryable_classes()
         )
@@ -205,7 +206,9 @@ class ModelClient:
             retryable=retryable,
             attempts=attempt + 1,
         )
-        return retryable and attempt < self.retries, error
+        if not (retryable and attempt < self.retries):
+            raise error from exc
+        return self._delay(attempt)
 
     def _finish(self, response, start: float, attempt: int) -> Completion:
         result = completion_from_response(response, time.perf_counter() - start, attempt + 1)
@@ -238,10 +241,7 @@ class ModelClient:
             try:
                 response = lite.completion(**request)
             except Exception as exc:
-                again, error = self._failure(exc, attempt)
-                if not again:
-                    raise error from exc
-                time.sleep(self._delay(attempt))
+                time.sleep(self._retry_delay(exc, attempt))
                 continue
             return self._finish(response, start, attempt)
         raise AssertionError("unreachable")
@@ -267,10 +267,7 @@ class ModelClient:
             try:
                 response = await lite.acompletion(**request)
             except Exception as exc:
-                again, error = self._failure(exc, attempt)
-                if not again:
-                    raise error from exc
-                await asyncio.sleep(self._delay(attempt))
+                await asyncio.sleep(self._retry_delay(exc, attempt))
                 continue
             return self._finish(response, start, attempt)
         raise AssertionError("unreachable")

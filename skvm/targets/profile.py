@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 
 import attrs
 
+from skvm import jsonfile
 from skvm.capabilities import PRIMITIVES, level_name, level_value
-from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
+from skvm.diagnostics import Diagnostic, Severity, SkvmError
 
 SCHEMA_NAME = "target-profile.schema.json"
 
@@ -110,42 +110,9 @@ def _strip_provider(model: str) -> str:
 # -- schema ------------------------------------------------------------------
 
 
-@functools.cache
 def profile_schema() -> dict[str, Any]:
     """The JSON Schema of target profiles, as shipped in the package."""
-    text = resources.files("skvm").joinpath("schemas", SCHEMA_NAME).read_text("utf-8")
-    return json.loads(text)
-
-
-@functools.cache
-def _validator() -> Any:
-    # jsonschema costs tens of milliseconds to import: only profile files and
-    # explicit validation need it, never a run on a built-in target.
-    import jsonschema
-
-    schema = profile_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-def _locate(text: str | None, origin: str, path: tuple[Any, ...]) -> Location | None:
-    """Best-effort line:col of the JSON value at ``path`` in ``text``."""
-    if text is None:
-        return None
-    # Walk the keys in order so that a repeated key name resolves to the one
-    # under the right parent; good enough for the shallow profile documents.
-    pos = 0
-    for part in path:
-        if isinstance(part, int):
-            continue
-        m = re.compile(rf'"{re.escape(str(part))}"\s*:').search(text, pos)
-        if m is None:
-            break
-        pos = m.start()
-    line = text.count("\n", 0, pos) + 1
-    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return Location(origin, line, col)
+    return jsonfile.load_schema(SCHEMA_NAME)
 
 
 def validate_profile(
@@ -153,10 +120,7 @@ def validate_profile(
 ) -> list[Diagnostic]:
     """Check profile data against the schema and the catalog; return the errors."""
     diags: list[Diagnostic] = []
-    errors = sorted(
-        _validator().iter_errors(data), key=lambda e: (list(map(str, e.path)), e.message)
-    )
-    for err in errors:
+    for err in jsonfile.schema_errors(SCHEMA_NAME, data):
         message = err.message
         notes: tuple[Diagnostic, ...] = ()
         if err.validator == "enum" and isinstance(err.instance, str):
@@ -172,7 +136,7 @@ def validate_profile(
             Diagnostic(
                 Severity.ERROR,
                 f"invalid target profile at {err.json_path}: {message}",
-                _locate(text, origin, tuple(err.path)),
+                jsonfile.locate(text, origin, err.path),
                 notes,
             )
         )
@@ -185,7 +149,7 @@ def validate_profile(
                 Severity.ERROR,
                 f"invalid target profile at $.missing: '{prim}' is both missing and "
                 f"measured in $.capabilities",
-                _locate(text, origin, ("missing",)),
+                jsonfile.locate(text, origin, ("missing",)),
             )
         )
     return diags
@@ -224,18 +188,8 @@ def profile_from_dict(
 
 def load_profile_file(path: str | Path) -> TargetProfile:
     """Read and validate a profile JSON file; problems are located diagnostics."""
-    path = Path(path)
-    origin = path.as_posix()
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise SkvmError.at(None, f"cannot read target profile '{origin}': {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SkvmError.at(
-            Location(origin, exc.lineno, exc.colno), f"target profile is not valid JSON: {exc.msg}"
-        ) from None
+    origin = Path(path).as_posix()
+    data, text = jsonfile.read_json(path, "target profile", origin)
     return profile_from_dict(data, origin, text)
 
 

@@ -15,8 +15,6 @@ that needs something, then the skill summary, in catalog order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import attrs
 
 from skvm.capabilities import PRIMITIVES
@@ -24,6 +22,7 @@ from skvm.diagnostics import Location
 from skvm.ir.attributes import Cap, DictAttr
 from skvm.ir.operation import Module, Op
 from skvm.passes.base import Analysis
+from skvm.passes.irutil import walk_paths
 
 #: Ops a model executes: they always need some capability.
 MODEL_OPS = frozenset({"llm.step", "llm.gen", "llm.judge"})
@@ -160,21 +159,6 @@ class CapsResult:
         return 0
 
 
-def walk_with_paths(module: Module) -> Iterator[tuple[str, Op]]:
-    """(path, op) for every op inside procedures: ``@proc#i`` / ``@proc#i.r#j``."""
-
-    def rec(prefix: str, ops) -> Iterator[tuple[str, Op]]:
-        for i, op in enumerate(ops):
-            path = f"{prefix}#{i}"
-            yield path, op
-            for r, region in enumerate(op.regions):
-                yield from rec(f"{path}.{r}", region.ops)
-
-    for op in module.body.ops:
-        if op.name == "skill.proc" and op.regions:
-            yield from rec(f"@{op.sym_name}", op.regions[0].ops)
-
-
 def op_label(op: Op) -> str:
     """How diagnostics name an op: ``'%result' (llm.step)`` or just the op name."""
     if op.results:
@@ -187,7 +171,7 @@ def compute_caps(module: Module) -> CapsResult:
     by_op: dict[int, OpCaps] = {}
     paths: list[tuple[str, Op]] = []
     best: dict[str, SkillCap] = {}
-    for path, op in walk_with_paths(module):
+    for path, op in walk_paths(module, module_ops="none"):
         needs = op_caps(op)
         if needs is None:
             continue

@@ -10,14 +10,13 @@ ops (``parallelize``) treat unknown effects as barriers.
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Iterator
 
 import attrs
 
 from skvm.ir.attributes import ValueRef
 from skvm.ir.operation import Effect, Module, Op, Trait
 from skvm.passes.base import Analysis
-from skvm.passes.irutil import has_trait
+from skvm.passes.irutil import has_trait, walk_paths
 
 #: A path we cannot know statically (it comes from a value).
 ANY_PATH = "*"
@@ -206,23 +205,6 @@ def summarize(op: Op, table: dict[int, OpEffects]) -> OpEffects:
     return total
 
 
-def walk_with_paths(module: Module) -> Iterator[tuple[str, Op]]:
-    """Yield (path, op) for every op: ``@proc#i`` / ``@proc#i.r#j`` or ``#i`` at module level."""
-
-    def rec(prefix: str, ops) -> Iterator[tuple[str, Op]]:
-        for i, op in enumerate(ops):
-            path = f"{prefix}#{i}"
-            yield path, op
-            for r, region in enumerate(op.regions):
-                yield from rec(f"{path}.{r}", region.ops)
-
-    for i, op in enumerate(module.body.ops):
-        if op.name == "skill.proc":
-            yield from rec(f"@{op.sym_name}", op.regions[0].ops if op.regions else ())
-        else:
-            yield f"#{i}", op
-
-
 class EffectsAnalysis(Analysis):
     """Computes :class:`OpEffects` for every op."""
 
@@ -237,7 +219,7 @@ class EffectsAnalysis(Analysis):
 
     def print(self, result: EffectsResult, module: Module) -> str:
         lines = []
-        for path, op in walk_with_paths(module):
+        for path, op in walk_paths(module, module_ops="flat"):
             if op.traits & Trait.CONTEXT or op.name == "skill.resource":
                 continue
             lines.append(f"{path} {op.name}: {result.of(op).describe()}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Iterator
 
 import attrs
 
@@ -30,6 +29,7 @@ from skvm.environment import canonical_dist_name
 from skvm.ir.attributes import Keyword, SymbolRef
 from skvm.ir.operation import Module, Op
 from skvm.passes.base import Analysis
+from skvm.passes.irutil import walk_paths
 
 #: Interpreter binary a bundled script needs, by file extension.
 SCRIPT_INTERPRETERS: dict[str, str] = {
@@ -143,32 +143,6 @@ class EnvUsageResult:
         for req in self.requirements:
             groups.setdefault(req.manager, []).append(req)
         return dict(sorted(groups.items()))
-
-
-# -- walking -------------------------------------------------------------------------
-
-
-def walk_paths(module: Module) -> Iterator[tuple[str, Op]]:
-    """Yield ``(path, op)`` for every op, nested ones included.
-
-    Paths: ``#i`` at module level, ``@proc#i`` inside a procedure and
-    ``<parent>.r#j`` inside region ``r`` of a parent op.
-    """
-
-    def rec(prefix: str, ops) -> Iterator[tuple[str, Op]]:
-        for i, op in enumerate(ops):
-            path = f"{prefix}#{i}"
-            yield path, op
-            for r, region in enumerate(op.regions):
-                yield from rec(f"{path}.{r}", region.ops)
-
-    for i, op in enumerate(module.body.ops):
-        if op.name == "skill.proc":
-            yield from rec(f"@{op.sym_name}", op.regions[0].ops if op.regions else ())
-            continue
-        yield f"#{i}", op
-        for r, region in enumerate(op.regions):
-            yield from rec(f"#{i}.{r}", region.ops)
 
 
 def _keyword(value) -> str:

@@ -414,11 +414,7 @@ class DeadCodeElimination(ModulePass):
 
     def run(self, module: Module, am, ctx: PassContext) -> PassResult:
         new, counts = eliminate(module, ctx)
-        stats = ctx.extra.get("stats")
-        if isinstance(stats, dict):
-            for key, n in counts.items():
-                if n:
-                    stats[f"{PASS}.{key}"] = stats.get(f"{PASS}.{key}", 0) + n
+        ctx.add_stats(counts, prefix=PASS)
         if new is module:
             return self.unchanged(module)
         return self.changed(new)

@@ -556,15 +556,10 @@ def legalize_module(module: Module, target, ctx: PassContext) -> LegalizeOutcome
 
 def _add_stats(ctx: PassContext, outcome: LegalizeOutcome) -> None:
     """Add ``--stats`` counters when the driver collects them."""
-    stats = ctx.extra.get("stats")
-    if not isinstance(stats, dict):
-        return
-    found = {f"legalize.ops-legalized.{kind}": n for kind, n in outcome.counts.items()}
-    found["legalize.ops-illegal"] = outcome.illegal_ops
-    found["legalize.caps-unknown"] = outcome.unknown_caps
-    for key, n in found.items():
-        if n:
-            stats[key] = stats.get(key, 0) + n
+    found = {f"ops-legalized.{kind}": n for kind, n in outcome.counts.items()}
+    found["ops-illegal"] = outcome.illegal_ops
+    found["caps-unknown"] = outcome.unknown_caps
+    ctx.add_stats(found, prefix="legalize")
 
 
 @attrs.frozen

@@ -605,15 +605,6 @@ def parallelize_module(module: Module, deps: DepGraphResult, effects: EffectsRes
     return module.with_ops(new_ops), stats
 
 
-def _add_stats(ctx: PassContext, counters: Iterable[tuple[str, int]]) -> None:
-    stats = ctx.extra.get("stats")
-    if stats is None:
-        return
-    for key, value in counters:
-        if value:
-            stats[key] = stats.get(key, 0) + value
-
-
 @attrs.frozen
 class Parallelize(ModulePass):
     """Turns independent iterations, tool calls and sub-tasks into ctl.map / ctl.parallel."""
@@ -650,12 +641,11 @@ class Parallelize(ModulePass):
                 break
             new = again
             stats = stats.merged(more)
-        _add_stats(ctx, [
-            (f"{NAME}.regions.dlp", stats.dlp),
-            (f"{NAME}.regions.ilp", stats.ilp),
-            (f"{NAME}.regions.tlp", stats.tlp),
-            (f"{NAME}.branches", stats.branches),
-        ])
+        ctx.add_stats(
+            {"regions.dlp": stats.dlp, "regions.ilp": stats.ilp, "regions.tlp": stats.tlp,
+             "branches": stats.branches},
+            prefix=NAME,
+        )
         if new is module:
             return self.unchanged(module)
         return self.changed(new)

@@ -409,14 +409,13 @@ class Secure(ModulePass):
         issues = find_issues(
             module, ctx.extra.get("skill_root"), engine.sources, frozenset(self.disable)
         )
-        stats = ctx.extra.get("stats")
+        found: dict[str, int] = {}
         for item in sorted(issues, key=_sort_key):
             severity = _SEVERITY_BY_MODE[(self.mode, item.finding.severity)]
             engine.report(Diagnostic(severity, item.message, item.loc))
-            if stats is not None:
-                stats[f"{NAME}.findings"] = stats.get(f"{NAME}.findings", 0) + 1
-                key = f"{NAME}.findings.{item.finding.rule}"
-                stats[key] = stats.get(key, 0) + 1
+            for key in ("findings", f"findings.{item.finding.rule}"):
+                found[key] = found.get(key, 0) + 1
+        ctx.add_stats(found, prefix=NAME)
         return self.unchanged(module)
 
 
