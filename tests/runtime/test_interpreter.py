@@ -242,7 +242,7 @@ def test_parallel_failure_cancels_siblings(tmp_path: Path) -> None:
           %x = tool.exec ["sh", "-c", "exit 1"] : text loc("SKILL.md":4:1)
           ctl.yield (%x)
         } {
-          %y = tool.exec ["sleep", "0.5"] : text
+          %y = tool.exec ["sleep", "2"] : text
           %z = tool.write "late.txt" (%y) : path
           ctl.yield (%z)
         } : text, path
