@@ -192,35 +192,31 @@ CAP_RULES: tuple[CapRule, ...] = (
     _r("follow.style", 2, r"\b(?:persona|voice|brand|style guide|register)\b"),
 )
 
-#: Every needle of every rule (each is looked for once per text).
-ALL_NEEDLES: tuple[str, ...] = tuple(
-    sorted({n for rule in CAP_RULES if rule.needles for n in rule.needles})
-)
+def _needle_positions(low: str, needles: tuple[str, ...]) -> list[int]:
+    """Every position of ``low`` where one of ``needles`` starts, in order."""
+    positions: set[int] = set()
+    for needle in needles:
+        at = low.find(needle)
+        while at >= 0:
+            positions.add(at)
+            at = low.find(needle, at + 1)
+    return sorted(positions)
 
 
-#: One pass over a text finds the needles it holds (overlapping ones via lookahead).
-_NEEDLE_SCAN = re.compile("(?=(" + "|".join(re.escape(n) for n in sorted(ALL_NEEDLES, key=len, reverse=True)) + "))")
-#: Needles that are prefixes of other needles: found by the scan only through the longer one.
-_NEEDLE_PREFIXES = {
-    long: tuple(short for short in ALL_NEEDLES if short != long and long.startswith(short))
-    for long in ALL_NEEDLES
-}
+def _first_match(rule: CapRule, target: str, low: str) -> re.Match | None:
+    """The leftmost match of ``rule`` in ``target`` (``low`` is its lowercase form).
 
-
-def _present_needles(text: str) -> frozenset[str]:
-    """The needles of :data:`ALL_NEEDLES` that occur in ``text`` (case-insensitive)."""
-    if not text:
-        return frozenset()
-    low = text.lower()
-    if len(low) < 400:
-        return frozenset(n for n in ALL_NEEDLES if n in low)
-    found: set[str] = set()
-    for m in _NEEDLE_SCAN.finditer(low):
-        hit = m.group(1)
-        if hit not in found:
-            found.add(hit)
-            found.update(_NEEDLE_PREFIXES[hit])
-    return frozenset(found)
+    Every match starts with one of the rule's needles, so the pattern is only
+    tried, anchored, where a needle starts: the same leftmost match as
+    ``search`` without scanning the text once per rule.
+    """
+    if rule.needles is None or len(low) != len(target):
+        return rule.pattern.search(target)
+    for position in _needle_positions(low, rule.needles):
+        m = rule.pattern.match(target, position)
+        if m:
+            return m
+    return None
 
 
 _CONSTRAINT = re.compile(r"\b(?:MUST|NEVER|ALWAYS|SHOULD|DO NOT|DON'T|REQUIRED|ONLY)\b|\b(?:must|never|always|do not|don't)\b")
@@ -247,16 +243,13 @@ def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) ->
             best[primitive] = CapFinding(Cap(primitive, level), evidence.strip()[:80])
 
     code_text = "\n".join(code)
-    # Which needles occur in each text, found once for all rules.
-    present = {id(t): _present_needles(t) for t in (text, code_text)}
+    lowered = {id(text): text.lower(), id(code_text): code_text.lower()}
     for rule in CAP_RULES:
         targets = (text,) if rule.where == "text" else (code_text,) if rule.where == "code" else (text, code_text)
         for target in targets:
             if not target:
                 continue
-            if rule.needles is not None and present[id(target)].isdisjoint(rule.needles):
-                continue
-            m = rule.pattern.search(target)
+            m = _first_match(rule, target, lowered[id(target)])
             if m:
                 note(rule.primitive, rule.level, m.group(0))
                 break
