@@ -9,13 +9,23 @@ sent. Reach it through litellm as ``openai/<alias>`` with ``api_base`` set to
 The server binds 127.0.0.1 on a free port, serves each request on its own
 thread, and stops by itself after ``lifetime_s`` or ``max_requests`` so a
 forgotten server cannot outlive a benchmark.
+
+With ``process=True`` the server runs in a child process (``python -m
+skvm.runtime.fake_server``), as a real model server would: its request
+handling then does not compete for the VM's GIL, which matters when timing
+many concurrent model steps. Replies must then be plain data (text or a
+:class:`~skvm.runtime.models.ToolCall`), and :meth:`FakeOpenAIServer.stats`
+asks the child over HTTP.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -23,6 +33,8 @@ from typing import Any, Self
 from skvm.runtime.models import ToolCall, response_dict
 
 DEFAULT_ALIAS = "skvm-fake-server"
+#: Where a server reports :meth:`FakeOpenAIServer.stats` (used across processes).
+STATS_PATH = "/v1/_skvm/stats"
 
 # What to answer: text, or a tool call; a function gets the request body.
 Reply = str | ToolCall
@@ -33,6 +45,9 @@ class _Handler(BaseHTTPRequestHandler):
     """Serves /v1/chat/completions and /v1/models for one FakeOpenAIServer."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, as the OpenAI client expects
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the body
+    # waits for the client's delayed ACK (40 ms) and every answer comes late.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -47,10 +62,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        """List the one model this server pretends to be."""
+        """List the one model this server pretends to be (or report its stats)."""
+        owner = self.server.owner
         if self.path.rstrip("/") in ("/v1/models", "/models"):
-            owner = self.server.owner
             self._send(200, {"object": "list", "data": [{"id": owner.alias, "object": "model"}]})
+        elif self.path.rstrip("/") == STATS_PATH:
+            self._send(200, owner.stats())
         else:
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 
@@ -97,7 +114,13 @@ class FakeOpenAIServer:
         alias: str = DEFAULT_ALIAS,
         lifetime_s: float = 600.0,
         max_requests: int | None = None,
+        process: bool = False,
     ):
+        if process and callable(reply):
+            raise ValueError("a server in its own process needs a text or ToolCall reply")
+        self.process = process
+        self._child: subprocess.Popen | None = None
+        self._port: int | None = None
         self.delay_s = delay_s
         self.reply = reply
         self.tool_arguments = tool_arguments or {}
@@ -115,7 +138,9 @@ class FakeOpenAIServer:
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> FakeOpenAIServer:
-        """Bind a free loopback port and serve in the background."""
+        """Bind a free loopback port and serve in the background (or in a child process)."""
+        if self.process:
+            return self._start_child()
         server = _Server(("127.0.0.1", 0), _Handler)
         server.owner = self
         self._server = server
@@ -133,11 +158,45 @@ class FakeOpenAIServer:
         if not self._stopped.wait(self.lifetime_s):
             self.stop()
 
+    def _start_child(self) -> FakeOpenAIServer:
+        reply = self.reply
+        config = {
+            "delay_s": self.delay_s,
+            "reply": {"tool": reply.name, "arguments": reply.arguments}
+            if isinstance(reply, ToolCall)
+            else reply,
+            "tool_arguments": self.tool_arguments,
+            "alias": self.alias,
+            "lifetime_s": self.lifetime_s,
+            "max_requests": self.max_requests,
+        }
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "skvm.runtime.fake_server", json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self._child.stdout.readline()
+        if not line.strip().isdigit():
+            self._child.kill()
+            self._child.wait()
+            raise RuntimeError("the fake server's process did not start")
+        self._port = int(line)
+        return self
+
     def stop(self) -> None:
         """Stop serving and release the port (idempotent)."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self._child is not None:
+            self._child.stdin.close()  # the child stops when its stdin closes
+            try:
+                self._child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
+            self._child.stdout.close()
         if self._server is not None:
             # Never called from the serving thread (handlers have their own), so
             # shutdown() cannot wait for itself.
@@ -153,6 +212,8 @@ class FakeOpenAIServer:
     @property
     def port(self) -> int:
         """The port bound on 127.0.0.1."""
+        if self._port is not None:
+            return self._port
         assert self._server is not None, "server not started"
         return self._server.server_address[1]
 
@@ -168,6 +229,11 @@ class FakeOpenAIServer:
 
     def stats(self) -> dict[str, int]:
         """Requests served so far and the most served at the same time."""
+        if self._child is not None:
+            with urllib.request.urlopen(
+                self.api_base.removesuffix("/v1") + STATS_PATH, timeout=5
+            ) as r:
+                return json.loads(r.read())
         with self._lock:
             return {"requests": self.requests, "max_concurrent": self.max_concurrent}
 
@@ -212,4 +278,21 @@ def _tool_to_call(body: dict[str, Any]) -> str | None:
     return tools[0].get("function", {}).get("name")
 
 
-__all__ = ["DEFAULT_ALIAS", "FakeOpenAIServer"]
+def _serve_child(config_text: str) -> None:
+    """Body of ``python -m skvm.runtime.fake_server CONFIG``: serve until stdin closes."""
+    config = json.loads(config_text)
+    reply = config.pop("reply")
+    if isinstance(reply, dict):
+        reply = ToolCall(reply["tool"], reply.get("arguments") or {})
+    with FakeOpenAIServer(reply=reply, **config) as server:
+        print(server.port, flush=True)
+        # EOF on stdin: the parent stopped us (or died); the lifetime still bounds us.
+        done = threading.Thread(target=sys.stdin.read, daemon=True)
+        done.start()
+        done.join(server.lifetime_s)
+
+
+if __name__ == "__main__":
+    _serve_child(sys.argv[1])
+
+__all__ = ["DEFAULT_ALIAS", "STATS_PATH", "FakeOpenAIServer"]

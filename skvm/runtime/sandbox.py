@@ -534,6 +534,7 @@ SPAWNER_ENABLED = True
 #: How many times a dead spawner is replaced before the direct path is used for good.
 SPAWNER_RESTARTS = 3
 _spawners: dict[bool, Spawner] = {}
+_all_spawners: list[Spawner] = []  # replaced ones too: all are stopped at exit
 _spawner_starts: dict[bool, int] = {}
 _spawner_errors: dict[bool, str] = {}
 _spawners_lock = threading.Lock()
@@ -541,18 +542,21 @@ _spawners_lock = threading.Lock()
 
 def _command_spawner(isolate_net: bool) -> Spawner | None:
     """The fork server for this network mode, started on first use; None: spawn directly."""
+    if not SPAWNER_ENABLED:
+        return None
     current = _spawners.get(isolate_net)
     if current is not None and current.usable:
         return current
-    if not SPAWNER_ENABLED:
-        return None
     with _spawners_lock:
         current = _spawners.get(isolate_net)
         if current is not None and current.usable:
             return current
         if current is not None and current.owner_pid == os.getpid():
             current.retire()  # its running commands finish; their releases close it
-        if isolate_net in _spawner_errors or _spawner_starts.get(isolate_net, 0) >= SPAWNER_RESTARTS:
+        if (
+            isolate_net in _spawner_errors
+            or _spawner_starts.get(isolate_net, 0) >= SPAWNER_RESTARTS
+        ):
             return None
         _spawner_starts[isolate_net] = _spawner_starts.get(isolate_net, 0) + 1
         try:
@@ -563,6 +567,7 @@ def _command_spawner(isolate_net: bool) -> Spawner | None:
             _spawners.pop(isolate_net, None)
             return None
         _spawners[isolate_net] = current
+        _all_spawners.append(current)
         return current
 
 
@@ -579,17 +584,25 @@ def spawn_mechanism(allow_network: bool = False) -> str:
 
 def _close_spawners() -> None:
     """Stop this process's spawners at exit (each kills what it still runs)."""
-    for spawner in list(_spawners.values()):
+    for spawner in _all_spawners:
         if spawner.owner_pid == os.getpid():
             spawner.close()
+    _all_spawners.clear()
     _spawners.clear()
 
 
 class _Launched:
     """A started command: pid and our ends of its pipes; started directly or by the spawner."""
 
-    def __init__(self, pid: int, stdin: int | None, stdout: int, stderr: int,
-                 proc: subprocess.Popen | None = None, spawned: SpawnedChild | None = None):
+    def __init__(
+        self,
+        pid: int,
+        stdin: int | None,
+        stdout: int,
+        stderr: int,
+        proc: subprocess.Popen | None = None,
+        spawned: SpawnedChild | None = None,
+    ):
         self.pid = pid
         self.stdin = stdin
         self.stdout = stdout
@@ -617,6 +630,7 @@ def _launch_spawned(spawner: Spawner, command, policy, env, cgroup, stdin) -> _L
     """Start a command through the fork server (raises SpawnerError: not started)."""
     pipes = [os.pipe() if stdin is not None else None, os.pipe(), os.pipe()]
     child_ends = [p[0] if i == 0 else p[1] for i, p in enumerate(pipes) if p is not None]
+    our_ends = [p[1] if i == 0 else p[0] for i, p in enumerate(pipes) if p is not None]
     try:
         spawned = spawner.spawn(
             list(command),
@@ -630,18 +644,16 @@ def _launch_spawned(spawner: Spawner, command, policy, env, cgroup, stdin) -> _L
             stderr_fd=pipes[2][1],
         )
     except BaseException:
-        for pipe in pipes:
-            for fd in pipe or ():
-                os.close(fd)
+        for fd in our_ends:
+            os.close(fd)
         raise
     finally:
+        # The spawner has its own copies now (or the command never started).
         for fd in child_ends:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    return _Launched(spawned.pid, pipes[0][1] if pipes[0] else None, pipes[1][0], pipes[2][0],
-                     spawned=spawned)
+            os.close(fd)
+    return _Launched(
+        spawned.pid, pipes[0][1] if pipes[0] else None, pipes[1][0], pipes[2][0], spawned=spawned
+    )
 
 
 def _launch_direct(command, policy, env, cgroup, stdin, shell, isolate_net) -> _Launched:
@@ -657,8 +669,13 @@ def _launch_direct(command, policy, env, cgroup, stdin, shell, isolate_net) -> _
         start_new_session=True,
         close_fds=True,
     )
-    return _Launched(proc.pid, proc.stdin.fileno() if proc.stdin else None,
-                     proc.stdout.fileno(), proc.stderr.fileno(), proc=proc)
+    return _Launched(
+        proc.pid,
+        proc.stdin.fileno() if proc.stdin else None,
+        proc.stdout.fileno(),
+        proc.stderr.fileno(),
+        proc=proc,
+    )
 
 
 def run(
@@ -748,7 +765,9 @@ def _reap(launched: _Launched, spawner: Spawner | None) -> int | None:
         with selectors.DefaultSelector() as sel:
             sel.register(spawned.status_fd, selectors.EVENT_READ)
             deadline = time.perf_counter() + 2.0
-            while spawned.returncode is None and sel.select(max(0.0, deadline - time.perf_counter())):
+            while spawned.returncode is None and sel.select(
+                max(0.0, deadline - time.perf_counter())
+            ):
                 chunk = os.read(spawned.status_fd, 256)
                 if not chunk:
                     break
@@ -999,7 +1018,14 @@ def _cleanup_cgroups() -> None:
     base = _pids_cgroup_root()
     if base is None:
         return
-    for group in [*base.glob("run-*"), base / "spawners"]:
+    spawners = base / "spawners"
+    # A limited spawner orphaned by its main one's death exits on its own when its
+    # socket closes (just now): give it a moment to leave.
+    for _ in range(100):
+        if not _read_bytes(os.fsencode(spawners / "cgroup.procs")).strip():
+            break
+        time.sleep(0.01)
+    for group in [*base.glob("run-*"), spawners]:
         _rmdir_quiet(group)
     _rmdir_quiet(base)
 

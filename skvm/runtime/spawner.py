@@ -1,40 +1,46 @@
-"""A persistent fork server that starts the sandbox's commands cheaply.
+"""A persistent fork server that starts the sandbox's commands.
 
-Starting a command from the VM costs more than the command itself: the VM has
-imported heavy modules (litellm), and the limits used to be set by a
-``/bin/sh`` wrapper exec'd before every command. The spawner is a small
-Python process (standard library only, run with ``-I -S``) started once per
-VM process and per network mode, from the thread that entered the empty network
-namespace when the network is off, so it and its children live there. For each
-command it receives, over a ``SOCK_SEQPACKET`` socket pair, a request (argv,
-environment, working directory, rlimits, the pids cgroup to join) together
-with the command's stdin/stdout/stderr pipe ends and a *status pipe*
-(``SCM_RIGHTS``), then ``fork``\\ s a child that
+Without it every command costs a ``/bin/sh`` wrapper exec'd to set the limits
+before the command itself. The spawner is a small Python process (standard
+library only, run with ``-I -S``) started once per VM process and network
+mode, from the thread that entered the empty network namespace when the
+network is off, so it and its children live there. It never sees the host's
+environment: each request carries the command's (scrubbed) one.
 
-1. restores the default SIGPIPE/SIGXFSZ dispositions (Python ignores them),
-2. starts its own session and process group (``setsid``),
-3. joins the pids cgroup (writes its pid to ``cgroup.procs``),
-4. sets ``RLIMIT_CORE``, ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``,
-   ``RLIMIT_NPROC``,
-5. changes to the working directory, moves the pipes to fds 0-2, and
-   ``exec``\\ s the command with exactly the environment it was given.
+Requests come over a ``SOCK_SEQPACKET`` socket pair (JSON: argv, environment,
+working directory, rlimits, the pids cgroup to join), each with the command's
+stdin/stdout/stderr pipe ends and a *status pipe* attached (``SCM_RIGHTS``,
+received close-on-exec: a command holds fds 0-2 only).
 
-A failure before ``exec`` exits 126 (a limit or the cgroup could not be set,
-the command cannot be executed) or 127 (command not found), with the reason on
-the command's stderr, as a shell would.
+Two kinds of server answer them:
 
-Status pipe protocol (text lines written by the server): ``P <pid>`` once the
-child is forked (or ``E <errno>`` when ``fork`` failed), then ``X <si_code>
-<si_status>`` when it exits, then the pipe is closed. The server watches each
-child through a pidfd and keeps the exited child unreaped (a zombie) until the
-client sends ``release``: its process group id cannot be reused meanwhile, so
-the client may ``killpg`` it safely. ``release`` kills the group and reaps.
+* a **limited server** per distinct set of limits, forked by the main one: it
+  sets the rlimits on itself (children inherit them) and starts commands with
+  ``posix_spawn`` (vfork: no page tables copied), ``setsid`` and default
+  signal actions, joining the command's pids cgroup just around the spawn. It
+  retires (answers ``R``) when its own CPU time nears its CPU limit.
+* the **main server** forks a child that restores the default
+  SIGPIPE/SIGXFSZ/SIGINT actions, calls ``setsid``, joins the pids cgroup,
+  sets ``RLIMIT_CORE``/``CPU``/``AS``/``FSIZE``/``NPROC``, enters the working
+  directory, moves the pipes to fds 0-2 and execs. It serves limits a
+  limited server cannot live under (a small address space), and any command
+  ``posix_spawn`` refused: a failure before ``exec`` exits 126 (cannot set a
+  limit, not executable) or 127 (not found) with the reason on stderr, and a
+  file without ``#!`` runs under ``/bin/sh``, as a shell would.
 
-When the client's end of the socket closes (the VM exited, even by SIGKILL),
-the server kills every child's process group and exits. The client side,
-:class:`Spawner`, is used by :mod:`skvm.runtime.sandbox`; everything
-supervisory (timeout, output caps, the pids cgroup's fork counter) stays in
-the VM.
+Status pipe protocol (lines written by the server): ``P <pid>``, then ``X
+<si_code> <si_status>`` when the command exits (both at once when it exits
+within :data:`ANNOUNCE_DELAY_S`: the client then wakes once), then the pipe
+closes; ``E <errno>`` (fork failed) or ``R`` (retired) mean it never started.
+A closed pipe without ``X`` means the server died. Exited commands stay
+unreaped (zombies) until the client releases them (with its next request), so
+their process group ids cannot be reused while the client may ``killpg`` them.
+
+When the client's socket closes (the VM exited, even by SIGKILL) a server
+kills every command it still runs and exits. The client side,
+:class:`Spawner`, is used by :mod:`skvm.runtime.sandbox`; supervision
+(timeout, output caps, the pids cgroup's fork counter, killing the group)
+stays in the VM.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -111,9 +118,11 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
 
 def _exec(argv: list[str], env: dict[str, str]) -> None:
     """``execvpe`` as ``sh`` does it: PATH from ``env``; a file without #! runs as a script."""
-    candidates = [argv[0]] if "/" in argv[0] else [
-        os.path.join(d or ".", argv[0]) for d in os.get_exec_path(env)
-    ]
+    candidates = (
+        [argv[0]]
+        if "/" in argv[0]
+        else [os.path.join(d or ".", argv[0]) for d in os.get_exec_path(env)]
+    )
     error: OSError | None = None
     for path in candidates:
         try:
@@ -171,7 +180,9 @@ def _setrlimit(name: str, soft: int, hard: int) -> None:
 
 def _which(name: str, env: Mapping[str, str]) -> str | None:
     """The file ``name`` runs as, looked up in ``env``'s PATH (None: let the fork path say why)."""
-    candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in os.get_exec_path(env)]
+    candidates = (
+        [name] if "/" in name else [os.path.join(d or ".", name) for d in os.get_exec_path(env)]
+    )
     for path in candidates:
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
@@ -202,8 +213,13 @@ class _Server:
     nears its CPU limit.
     """
 
-    def __init__(self, sock: socket.socket, *, retire_cpu_s: float | None = None,
-                 cgroup_home: str | None = None):
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        retire_cpu_s: float | None = None,
+        cgroup_home: str | None = None,
+    ):
         self.sock = sock
         self.limited = retire_cpu_s is not None
         self.retire_cpu_s = retire_cpu_s
@@ -214,12 +230,18 @@ class _Server:
         # pid -> [pidfd, status fd or -1, exited, released]
         self.children: dict[int, list[Any]] = {}
         self.subs: dict[int, int] = {}  # limited servers we forked: pid -> pidfd
+        self.unannounced: dict[int, float] = {}  # pid -> when to send "P" without "X"
 
     def serve(self) -> None:
         """Answer requests until the client goes away."""
         self.sock.sendall(READY)
         while True:
-            for key, _ in self.sel.select():
+            timeout = None
+            if self.unannounced:
+                timeout = max(0.0, min(self.unannounced.values()) - time.monotonic())
+            events = self.sel.select(timeout)
+            self._announce_due()
+            for key, _ in events:
                 if key.data is None:
                     if not self._request():
                         self._shutdown()
@@ -272,7 +294,9 @@ class _Server:
         _close_all(fds[:3])
         pidfd = os.pidfd_open(pid)
         self.children[pid] = [pidfd, status, False, False]
-        _write_quiet(status, f"P {pid}\n".encode())
+        # The pid is announced with the exit report when the command ends within
+        # ANNOUNCE_DELAY_S: the client then wakes once, not three times.
+        self.unannounced[pid] = time.monotonic() + ANNOUNCE_DELAY_S
         self.sel.register(pidfd, selectors.EVENT_READ, ("child", pid))
         if self.limited:
             usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -289,13 +313,23 @@ class _Server:
         path = _which(argv[0], env)
         if path is None or (cgroup and not (self.cgroup_home and _move_to(cgroup))):
             return None
-        stdin = (os.POSIX_SPAWN_DUP2, fds[0], 0) if fds[0] >= 0 else (
-            os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+        stdin = (
+            (os.POSIX_SPAWN_DUP2, fds[0], 0)
+            if fds[0] >= 0
+            else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+        )
         try:
             return os.posix_spawn(
-                path, argv, env,
-                file_actions=[stdin, (os.POSIX_SPAWN_DUP2, fds[1], 1), (os.POSIX_SPAWN_DUP2, fds[2], 2)],
-                setsid=True, setsigdef=DEFAULT_SIGNALS,
+                path,
+                argv,
+                env,
+                file_actions=[
+                    stdin,
+                    (os.POSIX_SPAWN_DUP2, fds[1], 1),
+                    (os.POSIX_SPAWN_DUP2, fds[2], 2),
+                ],
+                setsid=True,
+                setsigdef=DEFAULT_SIGNALS,
             )
         except OSError:
             return None  # ENOEXEC (a script without #!), EACCES, ...: the fork path handles it
@@ -316,15 +350,26 @@ class _Server:
             return
         # Report without reaping: the zombie keeps the pid and group id reserved.
         info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        report = f"P {pid}\n" if self.unannounced.pop(pid, None) is not None else ""
         if info is not None:
-            _write_quiet(status, f"X {info.si_code} {info.si_status}\n".encode())
+            report += f"X {info.si_code} {info.si_status}\n"
+        _write_quiet(status, report.encode())
         _close_all([status])
         entry[1] = -1
+
+    def _announce_due(self) -> None:
+        now = time.monotonic()
+        for pid, due in list(self.unannounced.items()):
+            if due <= now:
+                del self.unannounced[pid]
+                if self.children[pid][1] >= 0:
+                    _write_quiet(self.children[pid][1], f"P {pid}\n".encode())
 
     def _release(self, pid: int) -> None:
         entry = self.children.get(pid)
         if entry is None:
             return
+        self.unannounced.pop(pid, None)
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
@@ -365,6 +410,7 @@ class _Server:
         self.sel.register(pidfd, selectors.EVENT_READ, ("sub", pid))
 
     def _become_sub(self, request: dict[str, Any], theirs: int) -> None:
+        self.unannounced.clear()
         # Drop every fd of the main server: a copy of a status pipe held here
         # would hide a command's end from the client.
         self.sel.close()
@@ -377,8 +423,11 @@ class _Server:
         for name, soft, hard in request["limits"]:
             _setrlimit(name, soft, hard)
         os.set_inheritable(theirs, False)
-        sub = _Server(socket.socket(fileno=theirs), retire_cpu_s=float(request["retire_cpu_s"]),
-                      cgroup_home=home)
+        sub = _Server(
+            socket.socket(fileno=theirs),
+            retire_cpu_s=float(request["retire_cpu_s"]),
+            cgroup_home=home,
+        )
         sub.serve()
 
     def _reap_sub(self, pid: int) -> None:
@@ -503,7 +552,9 @@ class _Channel:
                 self.retire()
                 raise SpawnerError("the spawner retired")
             if line.startswith(b"E "):
-                raise SpawnerError(f"fork failed in the spawner: {os.strerror(int(line.split()[1]))}")
+                raise SpawnerError(
+                    f"fork failed in the spawner: {os.strerror(int(line.split()[1]))}"
+                )
             self.dead = True
             raise SpawnerError("the spawner died before starting the command")
         child = SpawnedChild(int(line.split()[1]), status_r, self)
@@ -548,6 +599,8 @@ class _Channel:
         self.sock.close()
 
 
+#: A command still running after this long gets its pid announced on its own.
+ANNOUNCE_DELAY_S = 0.002
 #: Released children whose reaping may wait for the next request (zombies held meanwhile).
 MAX_PENDING_RELEASES = 16
 #: A limited server retires when its own CPU time reaches this share of its CPU limit.
@@ -583,6 +636,7 @@ class Spawner:
         self.main = _Channel(ours)
         self.owner_pid = os.getpid()
         self.limited: dict[tuple, _Channel] = {}
+        self._channels: list[_Channel] = []  # every limited channel made, retired ones too
         self.limited_error: str | None = None
         self._lock = threading.Lock()
         try:
@@ -615,12 +669,19 @@ class Spawner:
         else the main server (``fork``). Raises :class:`SpawnerError` when no
         server could start it; the command has then not run.
         """
-        request = {"op": "spawn", "argv": list(argv), "env": dict(env), "cwd": cwd,
-                   "limits": [list(limit) for limit in limits], "cgroup_procs": cgroup_procs,
-                   "stdin": stdin_fd is not None}
+        request = {
+            "op": "spawn",
+            "argv": list(argv),
+            "env": dict(env),
+            "cwd": cwd,
+            "limits": [list(limit) for limit in limits],
+            "cgroup_procs": cgroup_procs,
+            "stdin": stdin_fd is not None,
+        }
         fds = [fd for fd in (stdin_fd, stdout_fd, stderr_fd) if fd is not None]
+        key = tuple(map(tuple, limits))
         for _ in range(2):  # a limited server that just retired is replaced once
-            channel = self._limited(tuple(map(tuple, limits)), cgroup_home)
+            channel = self._limited(key, cgroup_home)
             if channel is None:
                 break
             try:
@@ -629,8 +690,9 @@ class Spawner:
                 raise
             except SpawnerError:
                 with self._lock:
-                    if self.limited.get(tuple(map(tuple, limits))) is channel:
-                        del self.limited[tuple(map(tuple, limits))]
+                    if self.limited.get(key) is channel:
+                        del self.limited[key]
+                channel.retire()  # closed once its running commands are released
         return self.main.spawn(request, fds)
 
     def _limited(self, limits: tuple, cgroup_home: str | None) -> _Channel | None:
@@ -648,9 +710,14 @@ class Spawner:
             if channel is not None and not channel.dead and not channel.retired:
                 return channel
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            request = json.dumps({"op": "sub", "limits": [list(x) for x in limits],
-                                  "cgroup_home": cgroup_home,
-                                  "retire_cpu_s": values["RLIMIT_CPU"] * RETIRE_FRACTION}).encode()
+            request = json.dumps(
+                {
+                    "op": "sub",
+                    "limits": [list(x) for x in limits],
+                    "cgroup_home": cgroup_home,
+                    "retire_cpu_s": values["RLIMIT_CPU"] * RETIRE_FRACTION,
+                }
+            ).encode()
             try:
                 socket.send_fds(self.main.sock, [request], [theirs.fileno()])
             except OSError:
@@ -670,6 +737,7 @@ class Spawner:
                 # Least recently made first: a run's limits rarely change.
                 self.limited.pop(next(iter(self.limited))).retire()
             self.limited[limits] = channel
+            self._channels = [c for c in self._channels if not c.dead] + [channel]
             return channel
 
     def release(self, child: SpawnedChild) -> None:
@@ -691,8 +759,9 @@ class Spawner:
     def close(self) -> None:
         """Stop every server (each kills what it still runs) and wait for the main one."""
         with self._lock:
-            channels = [*self.limited.values(), self.main]
+            channels = [*self._channels, self.main]
             self.limited.clear()
+            self._channels = []
         for channel in channels:
             channel.close()
         try:

@@ -24,6 +24,18 @@ from skvm.runtime.sandbox import (
 PY = sys.executable
 
 
+@pytest.fixture(autouse=True, params=["fork-server", "direct"])
+def start_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs twice: commands started by the fork server, and by the /bin/sh wrapper."""
+    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", request.param == "fork-server")
+    return request.param
+
+
+def test_start_path_is_the_one_asked_for(start_path: str) -> None:
+    mechanism = sandbox.spawn_mechanism()
+    assert mechanism.startswith("fork server" if start_path == "fork-server" else "direct")
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A work directory with a sibling 'host' directory that must stay untouched."""
