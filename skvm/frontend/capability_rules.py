@@ -192,28 +192,48 @@ CAP_RULES: tuple[CapRule, ...] = (
     _r("follow.style", 2, r"\b(?:persona|voice|brand|style guide|register)\b"),
 )
 
-def _needle_positions(low: str, needles: tuple[str, ...]) -> list[int]:
-    """Every position of ``low`` where one of ``needles`` starts, in order."""
-    positions: set[int] = set()
-    for needle in needles:
-        at = low.find(needle)
-        while at >= 0:
-            positions.add(at)
-            at = low.find(needle, at + 1)
-    return sorted(positions)
+#: Every needle of every rule.
+ALL_NEEDLES: tuple[str, ...] = tuple(
+    sorted({n for rule in CAP_RULES if rule.needles for n in rule.needles})
+)
 
 
-def _first_match(rule: CapRule, target: str, low: str) -> re.Match | None:
-    """The leftmost match of ``rule`` in ``target`` (``low`` is its lowercase form).
+class _Text:
+    """A text with its lowercase form and the needles present in it (found once)."""
+
+    __slots__ = ("text", "low", "present")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.low = text.lower()
+        self.present = frozenset(n for n in ALL_NEEDLES if n in self.low) if text else frozenset()
+
+    def positions(self, needles: tuple[str, ...]) -> list[int]:
+        """Every position where one of ``needles`` starts, in order."""
+        found: set[int] = set()
+        for needle in needles:
+            if needle not in self.present:
+                continue
+            at = self.low.find(needle)
+            while at >= 0:
+                found.add(at)
+                at = self.low.find(needle, at + 1)
+        return sorted(found)
+
+
+def _first_match(rule: CapRule, target: _Text) -> re.Match | None:
+    """The leftmost match of ``rule`` in ``target``.
 
     Every match starts with one of the rule's needles, so the pattern is only
     tried, anchored, where a needle starts: the same leftmost match as
     ``search`` without scanning the text once per rule.
     """
-    if rule.needles is None or len(low) != len(target):
-        return rule.pattern.search(target)
-    for position in _needle_positions(low, rule.needles):
-        m = rule.pattern.match(target, position)
+    if rule.needles is None or len(target.low) != len(target.text):
+        return rule.pattern.search(target.text)
+    if target.present.isdisjoint(rule.needles):
+        return None
+    for position in target.positions(rule.needles):
+        m = rule.pattern.match(target.text, position)
         if m:
             return m
     return None
@@ -242,14 +262,13 @@ def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) ->
         if current is None or level > current.cap.level:
             best[primitive] = CapFinding(Cap(primitive, level), evidence.strip()[:80])
 
-    code_text = "\n".join(code)
-    lowered = {id(text): text.lower(), id(code_text): code_text.lower()}
+    prose, code_text = _Text(text), _Text("\n".join(code))
     for rule in CAP_RULES:
-        targets = (text,) if rule.where == "text" else (code_text,) if rule.where == "code" else (text, code_text)
+        targets = (prose,) if rule.where == "text" else (code_text,) if rule.where == "code" else (prose, code_text)
         for target in targets:
-            if not target:
+            if not target.text:
                 continue
-            m = _first_match(rule, target, lowered[id(target)])
+            m = _first_match(rule, target)
             if m:
                 note(rule.primitive, rule.level, m.group(0))
                 break

@@ -75,7 +75,9 @@ class DictAttr:
         """Build a dictionary from a mapping, converting values with :func:`to_attr`."""
         merged = dict(mapping or {})
         merged.update(kwargs)
-        return cls(tuple(sorted((k, to_attr(v)) for k, v in merged.items())))
+        items = [(k, v if type(v) in _SCALARS else to_attr(v)) for k, v in merged.items()]
+        items.sort(key=_key)
+        return cls(tuple(items))
 
     def get(self, key: str, default: Any = None) -> Any:
         """Look up ``key``."""
@@ -103,8 +105,18 @@ Attribute = Union[
 ]
 
 
+#: Plain values that are attributes as they are (checked by exact type: the hot path).
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def _key(item: tuple[str, Any]) -> str:
+    return item[0]
+
+
 def to_attr(value: Any) -> Attribute:
     """Convert a Python value (lists, dicts, types) into an attribute value."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, (list, tuple)):
         return tuple(to_attr(v) for v in value)
     if isinstance(value, dict):
