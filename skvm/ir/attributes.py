@@ -87,7 +87,10 @@ class DictAttr:
         return default
 
     def __contains__(self, key: str) -> bool:
-        return any(k == key for k, _ in self.items)
+        for k, _ in self.items:
+            if k == key:
+                return True
+        return False
 
     def __iter__(self) -> Iterator[str]:
         return (k for k, _ in self.items)

@@ -68,6 +68,10 @@ class Effect(enum.Flag):
     UNKNOWN = enum.auto()  # may do anything (an unregistered op, an agentic step)
 
 
+#: Attribute values that hold nothing nested (skipped when looking for references).
+_SCALAR_TYPES = frozenset({str, int, float, bool})
+
+
 def _sorted_attrs(value: Any) -> DictAttr:
     if isinstance(value, DictAttr):
         return value
@@ -193,8 +197,10 @@ class Op:
 
     def uses(self) -> tuple[str, ...]:
         """Every value this op uses directly: operands and ``%x`` inside attributes."""
-        refs = [n for n in self.operands]
+        refs = list(self.operands)
         for _, value in self.attributes.items:
+            if type(value) in _SCALAR_TYPES:
+                continue
             for a in walk_attr(value):
                 if isinstance(a, ValueRef):
                     refs.append(a.name)
@@ -348,6 +354,18 @@ class Module:
         if body is self.body:
             return self
         return attrs.evolve(self, body=body)
+
+
+_TRAITS: dict[tuple[type, Trait], bool] = {}
+
+
+def has_trait(op: Op, trait: Trait) -> bool:
+    """Whether ``op``'s class has ``trait`` (cached per class: enum flag tests are slow)."""
+    key = (type(op), trait)
+    found = _TRAITS.get(key)
+    if found is None:
+        found = _TRAITS[key] = bool(op.traits & trait)
+    return found
 
 
 def count_ops(module: Module) -> int:

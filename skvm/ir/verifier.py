@@ -23,9 +23,11 @@ from __future__ import annotations
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
 from skvm.ir.attributes import Cap, SymbolRef, TypeAttr, walk_attr
 from skvm.ir.dialects import COMMON_ATTR_CHECKS
-from skvm.ir.operation import Module, Op, Region, Trait, VerifyContext
+from skvm.ir.operation import Module, Op, Region, Trait, VerifyContext, has_trait
 from skvm.ir.types import Type, is_assignable, validate_type
 
+#: Attribute values with nothing nested in them.
+_SCALAR_TYPES = frozenset({str, int, float, bool})
 #: Ops whose regions may end in ctl.yield.
 _YIELDING_PARENTS = frozenset(
     {"ctl.if", "ctl.for_each", "ctl.map", "ctl.parallel", "jit.solid", "env.if"}
@@ -100,7 +102,7 @@ class Verifier:
 
     def _verify_module_level(self, op: Op) -> None:
         if not (
-            op.traits & (Trait.MODULE_LEVEL | Trait.CONTEXT)
+            has_trait(op, Trait.MODULE_LEVEL | Trait.CONTEXT)
             or op.name in _MODULE_LEVEL_ALLOWED
             or not op.registered
         ):
@@ -140,7 +142,7 @@ class Verifier:
     ) -> None:
         count = len(region.ops)
         for index, op in enumerate(region.ops):
-            if op.traits & Trait.TERMINATOR and index != count - 1:
+            if has_trait(op, Trait.TERMINATOR) and index != count - 1:
                 self.error(op, f"'{op.name}' must be the last op of its region")
             self._verify_op(op, scope, defined, parent, in_proc)
 
@@ -148,7 +150,7 @@ class Verifier:
         self, op: Op, scope: dict, defined: set, parent: Op | None, in_proc: Op | None
     ) -> None:
         self._verify_op_shape(op)
-        if in_proc is not None and op.traits & Trait.MODULE_LEVEL:
+        if in_proc is not None and has_trait(op, Trait.MODULE_LEVEL):
             self.error(op, f"'{op.name}' is only allowed at skill level")
         # Uses.
         for name in op.uses():
@@ -235,6 +237,8 @@ class Verifier:
         from skvm.capabilities import is_primitive, suggest
 
         for key, value in op.attributes.items:
+            if type(value) in _SCALAR_TYPES:
+                continue  # nothing nested to check
             for item in walk_attr(value):
                 if isinstance(item, Cap):
                     if not is_primitive(item.primitive):

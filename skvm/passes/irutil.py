@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from skvm.ir.attributes import DictAttr, SymbolRef, ValueRef
+from skvm.ir.operation import has_trait  # noqa: F401  (re-exported)
 from skvm.ir.operation import Module, Op, Trait
 
 #: Attribute value types that cannot hold a ``%x`` or ``@x`` (nor nested values).
@@ -96,18 +97,6 @@ def deep_uses(op: Op) -> list[str]:
     for inner in walk((op,)):
         out.extend(value_uses(inner))
     return out
-
-
-_TRAITS: dict[tuple[type, Trait], bool] = {}
-
-
-def has_trait(op: Op, trait: Trait) -> bool:
-    """Whether ``op``'s class has ``trait`` (cached per class)."""
-    key = (type(op), trait)
-    found = _TRAITS.get(key)
-    if found is None:
-        found = _TRAITS[key] = bool(op.traits & trait)
-    return found
 
 
 def count_ops(op: Op) -> int:
