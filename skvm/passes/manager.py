@@ -21,6 +21,7 @@ from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
 from skvm.ir.operation import Module
 from skvm.ir.printer import print_module
 from skvm.ir.verifier import verify
+from skvm.perf import paused_gc
 from skvm.passes.base import Analysis, ModulePass, PassContext, PreservedAnalyses
 from skvm.passes.pipeline import PipelineElement, PseudoPass, element_text, print_pipeline
 
@@ -126,6 +127,11 @@ class PassManager:
 
     def run(self, module: Module) -> Module:
         """Run the pipeline; raise :class:`SkvmError` on a failing pass or verify."""
+        # Passes build many small acyclic nodes; collector rescans only cost time.
+        with paused_gc():
+            return self._run(module)
+
+    def _run(self, module: Module) -> Module:
         log = self.inst.dump if self.inst.debug_pass_manager else None
         for element in self.pipeline:
             name = element_text(element)
