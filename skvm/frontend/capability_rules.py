@@ -198,6 +198,14 @@ ALL_NEEDLES: tuple[str, ...] = tuple(
 )
 
 
+#: Rule indices by needle, and the rules without needles (always tried).
+_RULES_BY_NEEDLE: dict[str, tuple[int, ...]] = {
+    needle: tuple(i for i, rule in enumerate(CAP_RULES) if rule.needles and needle in rule.needles)
+    for needle in ALL_NEEDLES
+}
+_UNFILTERED: tuple[int, ...] = tuple(i for i, rule in enumerate(CAP_RULES) if rule.needles is None)
+
+
 class _Text:
     """A text with its lowercase form and the needles present in it (found once)."""
 
@@ -263,7 +271,13 @@ def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) ->
             best[primitive] = CapFinding(Cap(primitive, level), evidence.strip()[:80])
 
     prose, code_text = _Text(text), _Text("\n".join(code))
-    for rule in CAP_RULES:
+    # Only rules one of whose needles occurs (or that have none) can match.
+    candidates = set(_UNFILTERED)
+    for target in (prose, code_text):
+        for needle in target.present:
+            candidates.update(_RULES_BY_NEEDLE[needle])
+    for index in sorted(candidates):
+        rule = CAP_RULES[index]
         targets = (prose,) if rule.where == "text" else (code_text,) if rule.where == "code" else (prose, code_text)
         for target in targets:
             if not target.text:

@@ -118,7 +118,7 @@ def _key(item: tuple[str, Any]) -> str:
 
 def to_attr(value: Any) -> Attribute:
     """Convert a Python value (lists, dicts, types) into an attribute value."""
-    if type(value) in _SCALARS:
+    if type(value) in _ATOMS:
         return value
     if isinstance(value, (list, tuple)):
         return tuple(to_attr(v) for v in value)
@@ -161,3 +161,7 @@ def walk_attr(value: Attribute) -> Iterator[Attribute]:
     elif isinstance(value, DictAttr):
         for _, v in value.items:
             yield from walk_attr(v)
+
+
+#: Values that are attributes as they are (exact types: the hot path of to_attr).
+_ATOMS = _SCALARS | {SymbolRef, ValueRef, Keyword, Cap, UnitAttr, TypeAttr, DictAttr}
