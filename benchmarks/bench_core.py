@@ -16,7 +16,7 @@ import gc
 import sys
 import time
 import tracemalloc
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 

@@ -15,7 +15,6 @@ from skvm.environment import Environment
 from skvm.ir.operation import count_ops
 from skvm.ir.parser import parse_module
 from skvm.passes.base import PassContext
-from skvm.passes.manager import AnalysisManager
 from skvm.passes.transforms.dce import eliminate
 from skvm.passes.transforms.resolve_env import resolve_module
 
@@ -44,9 +43,9 @@ def generate(n_ops: int) -> str:
             f'    %r{i} = env.if bin "jq" {{',
             f'      %x{i} = tool.read "f{i}.txt" : text',
             f"      ctl.yield (%x{i})",
-            f"    }} else {{",
-            f"      ctl.yield (%t)",
-            f"    }} : text",
+            "    } else {",
+            "      ctl.yield (%t)",
+            "    } : text",
             f'    %k{i} = llm.step "s{i}" (%r{i}) : text',
         ]
     lines += ["    ctl.return (%t)", "  }", "}"]

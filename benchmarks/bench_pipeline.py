@@ -31,8 +31,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / ".." / "shared" / "corpus"
@@ -226,7 +226,7 @@ def scaling(sizes: list[int], repeat: int) -> None:
         npm_packages={}, binaries={"jq": "/usr/bin/jq"}, package_managers=("pip", "apt"),
         env_vars=["HOME"], network=True,
     )
-    import skvm.passes.transforms.resolve_env as resolve_env
+    from skvm.passes.transforms import resolve_env
 
     resolve_env_for = resolve_env.environment_for
     resolve_env.environment_for = lambda spec, module, ctx=None: env  # a fixed environment

@@ -16,7 +16,8 @@ from __future__ import annotations
 import enum
 import re
 import sys
-from typing import IO, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import IO
 
 import attrs
 
@@ -49,7 +50,7 @@ class Diagnostic:
     severity: Severity
     message: str
     loc: Location | None = None
-    notes: tuple["Diagnostic", ...] = ()
+    notes: tuple[Diagnostic, ...] = ()
     # For remarks: the pass that emitted it (filtered by -Rpass=<regex>).
     category: str = ""
 
@@ -64,7 +65,7 @@ class SkvmError(Exception):
         super().__init__("; ".join(d.message for d in self.diagnostics))
 
     @classmethod
-    def at(cls, loc: Location | None, message: str) -> "SkvmError":
+    def at(cls, loc: Location | None, message: str) -> SkvmError:
         """Build an error with a single located error diagnostic."""
         return cls(Diagnostic(Severity.ERROR, message, loc))
 

@@ -27,8 +27,9 @@ import platform
 import re
 import shutil
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -160,7 +161,7 @@ class Environment:
         """Whether package manager ``name`` is available."""
         return name in self.package_managers
 
-    def with_binaries(self, extra: Mapping[str, str]) -> "Environment":
+    def with_binaries(self, extra: Mapping[str, str]) -> Environment:
         """A copy that also knows ``extra`` binaries (name -> path)."""
         if not extra:
             return self

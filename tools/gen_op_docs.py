@@ -13,7 +13,7 @@ import inspect
 import sys
 from pathlib import Path
 
-import skvm.ir.dialects as dialects
+from skvm.ir import dialects
 from skvm.ir.operation import OP_REGISTRY, Effect, Op, Trait
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "skir.md"

@@ -209,7 +209,7 @@ _UNFILTERED: tuple[int, ...] = tuple(i for i, rule in enumerate(CAP_RULES) if ru
 class _Text:
     """A text with its lowercase form and the needles present in it (found once)."""
 
-    __slots__ = ("text", "low", "present")
+    __slots__ = ("low", "present", "text")
 
     def __init__(self, text: str):
         self.text = text

@@ -4,4 +4,4 @@ Importing any ``skvm.ir`` module registers every dialect's ops, so
 ``Op.build`` always finds the registered class.
 """
 
-import skvm.ir.dialects  # noqa: F401,E402
+import skvm.ir.dialects  # noqa: F401

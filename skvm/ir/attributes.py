@@ -10,7 +10,8 @@ types in attribute position (``!text``) and dictionaries.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Union
+from collections.abc import Iterator, Mapping
+from typing import Any, Union
 
 import attrs
 
@@ -68,10 +69,10 @@ class TypeAttr:
 class DictAttr:
     """An immutable dictionary attribute; entries are kept sorted by key."""
 
-    items: tuple[tuple[str, "Attribute"], ...] = ()
+    items: tuple[tuple[str, Attribute], ...] = ()
 
     @classmethod
-    def of(cls, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> "DictAttr":
+    def of(cls, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> DictAttr:
         """Build a dictionary from a mapping, converting values with :func:`to_attr`."""
         merged = dict(mapping or {})
         merged.update(kwargs)

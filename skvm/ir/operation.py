@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import attrs
 
@@ -82,10 +83,10 @@ def _sorted_attrs(value: Any) -> DictAttr:
 class Region:
     """An ordered list of ops, with optional arguments (for loop bodies, procs)."""
 
-    ops: tuple["Op", ...] = attrs.field(default=(), converter=tuple)
+    ops: tuple[Op, ...] = attrs.field(default=(), converter=tuple)
     args: tuple[Value, ...] = attrs.field(default=(), converter=tuple)
 
-    def with_ops(self, ops: Sequence["Op"]) -> "Region":
+    def with_ops(self, ops: Sequence[Op]) -> Region:
         """This region with ``ops`` instead (identity when unchanged)."""
         ops = tuple(ops)
         if len(ops) == len(self.ops) and all(a is b for a, b in zip(ops, self.ops)):
@@ -153,7 +154,7 @@ class Op:
         regions: Sequence[Region] = (),
         loc: Location | None = None,
         pos: Location | None = None,
-    ) -> "Op":
+    ) -> Op:
         """Build an op of the class registered for ``name``."""
         cls = OP_REGISTRY.get(name, UnregisteredOp)
         return cls(
@@ -217,7 +218,7 @@ class Op:
                     refs.append(a.name)
         return tuple(refs)
 
-    def walk(self) -> Iterator["Op"]:
+    def walk(self) -> Iterator[Op]:
         """Yield this op and every op nested in its regions, pre-order."""
         yield self
         for region in self.regions:
@@ -225,7 +226,7 @@ class Op:
                 yield from op.walk()
 
     # ---- functional updates -------------------------------------------------
-    def with_attrs(self, **changes: Any) -> "Op":
+    def with_attrs(self, **changes: Any) -> Op:
         """A copy with attributes set (value None removes the attribute)."""
         current = self.attributes.to_dict()
         for key, value in changes.items():
@@ -235,7 +236,7 @@ class Op:
                 current[key] = to_attr(value)
         return attrs.evolve(self, attributes=DictAttr(tuple(sorted(current.items()))))
 
-    def with_regions(self, regions: Sequence[Region]) -> "Op":
+    def with_regions(self, regions: Sequence[Region]) -> Op:
         """A copy with other regions (identity when unchanged)."""
         regions = tuple(regions)
         if len(regions) == len(self.regions) and all(
@@ -245,7 +246,7 @@ class Op:
         return attrs.evolve(self, regions=regions)
 
     # ---- verification hook ------------------------------------------------------
-    def verify_op(self, ctx: "VerifyContext") -> None:
+    def verify_op(self, ctx: VerifyContext) -> None:
         """Op-specific checks beyond the declarative ones; report through ``ctx``."""
 
 
@@ -262,7 +263,7 @@ class UnregisteredOp(Op):
 class VerifyContext:
     """What an op's ``verify_op`` hook can see and report to (set by the verifier)."""
 
-    def __init__(self, module: "Module", report: Callable[[Op | None, str], None]):
+    def __init__(self, module: Module, report: Callable[[Op | None, str], None]):
         self.module = module
         self._report = report
         self.value_types: dict[str, Type] = {}
@@ -348,7 +349,7 @@ class Module:
         """The ``skill.resource`` ops."""
         return [op for op in self.body.ops if op.name == "skill.resource"]
 
-    def with_ops(self, ops: Sequence[Op]) -> "Module":
+    def with_ops(self, ops: Sequence[Op]) -> Module:
         """This module with other top-level ops (identity when unchanged)."""
         body = self.body.with_ops(ops)
         if body is self.body:

@@ -11,15 +11,13 @@ Lark or Python exception.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
 
-import re
-
 from lark import Lark, Token, Transformer, v_args
-from lark.lexer import Lexer
 from lark.exceptions import (
     LarkError,
     UnexpectedCharacters,
@@ -28,9 +26,9 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.lexer import Lexer
 
 import skvm.ir.dialects  # noqa: F401  (registers the ops)
-from skvm.perf import paused_gc
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
 from skvm.ir.attributes import (
     UNIT,
@@ -43,6 +41,7 @@ from skvm.ir.attributes import (
 )
 from skvm.ir.operation import OP_REGISTRY, Module, Op, Region, Value
 from skvm.ir.types import Type
+from skvm.perf import paused_gc
 
 _lock = threading.Lock()
 

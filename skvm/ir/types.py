@@ -20,7 +20,7 @@ class Type:
     """
 
     name: str
-    param: "Type | str | None" = None
+    param: Type | str | None = None
 
     def __str__(self) -> str:
         from skvm.ir.printer import quote_string

@@ -33,17 +33,17 @@ class PreservedAnalyses:
     names: frozenset[str] = frozenset()
 
     @classmethod
-    def everything(cls) -> "PreservedAnalyses":
+    def everything(cls) -> PreservedAnalyses:
         """Everything is preserved (the transform changed nothing)."""
         return cls(all=True)
 
     @classmethod
-    def nothing(cls) -> "PreservedAnalyses":
+    def nothing(cls) -> PreservedAnalyses:
         """Nothing is preserved."""
         return cls()
 
     @classmethod
-    def only(cls, *names: str) -> "PreservedAnalyses":
+    def only(cls, *names: str) -> PreservedAnalyses:
         """Only the named analyses are preserved."""
         return cls(names=frozenset(names))
 
@@ -85,7 +85,7 @@ class Analysis:
     #: One-line summary for ``--list-passes``.
     summary: ClassVar[str] = ""
 
-    def run(self, module: Module, am: "AnalysisManager") -> Any:
+    def run(self, module: Module, am: AnalysisManager) -> Any:
         """Compute the analysis result for ``module``."""
         raise NotImplementedError
 
@@ -109,7 +109,7 @@ class ModulePass:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
 
-    def run(self, module: Module, am: "AnalysisManager", ctx: PassContext) -> PassResult:
+    def run(self, module: Module, am: AnalysisManager, ctx: PassContext) -> PassResult:
         """Transform ``module``; return the result and the preserved analyses."""
         raise NotImplementedError
 

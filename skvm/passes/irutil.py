@@ -11,11 +11,14 @@ cached per op class (``enum.Flag`` arithmetic is slow in Python).
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from skvm.ir.attributes import DictAttr, SymbolRef, ValueRef
-from skvm.ir.operation import has_trait  # noqa: F401  (re-exported)
-from skvm.ir.operation import Module, Op, Trait
+from skvm.ir.operation import (
+    Module,
+    Op,
+    has_trait,  # noqa: F401  (re-exported)
+)
 
 #: Attribute value types that cannot hold a ``%x`` or ``@x`` (nor nested values).
 _LEAF_TYPES = frozenset({str, int, float, bool})

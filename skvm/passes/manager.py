@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from typing import IO, Any, Sequence
+from collections.abc import Sequence
+from typing import IO, Any
 
 import attrs
 
@@ -21,9 +22,9 @@ from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
 from skvm.ir.operation import Module
 from skvm.ir.printer import print_module
 from skvm.ir.verifier import verify
-from skvm.perf import paused_gc
 from skvm.passes.base import Analysis, ModulePass, PassContext, PreservedAnalyses
 from skvm.passes.pipeline import PipelineElement, PseudoPass, element_text, print_pipeline
+from skvm.perf import paused_gc
 
 
 class AnalysisManager:
@@ -157,9 +158,7 @@ class PassManager:
             changed = new_module is not module
             if changed:
                 self.analyses.invalidate(result.preserved, new_module)
-            if self.inst.print_after_all or short in self.inst.print_after:
-                self._dump(f"After {name}", new_module)
-            elif self.inst.print_changed and changed and new_module != module:
+            if self.inst.print_after_all or short in self.inst.print_after or self.inst.print_changed and changed and new_module != module:
                 self._dump(f"After {name}", new_module)
             if self.inst.verify_each and changed:
                 problems = verify(new_module, self.inst.allow_unregistered)

@@ -8,7 +8,8 @@ so starting a tool does not import every pass.
 from __future__ import annotations
 
 import importlib
-from typing import Iterator, Mapping, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from skvm.cli.opt import OptDriver
 GOOD = 'skill @m {\n  ctx.text "a" "b"\n  proc @main(%t: text) -> text {\n    ctl.return (%t)\n  }\n}\n'
 ALL_OPS = (Path(__file__).parents[1] / "ir" / "Inputs" / "all_ops.skir").read_text(encoding="utf-8")
 #: A diagnostic: header, the quoted source line, a caret line.
-DIAG = re.compile(r"^(?P<file>[^\n:]+):(?P<line>\d+):(?P<col>\d+): error: (?P<msg>[^\n]+)\n(?P<src>[^\n]*)\n(?P<caret> *\^)$", re.M)
+DIAG = re.compile(r"^(?P<file>[^\n:]+):(?P<line>\d+):(?P<col>\d+): error: (?P<msg>[^\n]+)\n(?P<src>[^\n]*)\n(?P<caret> *\^)$", re.MULTILINE)
 
 
 def run(args: list[str], stdin: str = "") -> tuple[int, str, str]:
@@ -78,8 +78,8 @@ def test_version_and_list_passes():
     assert run(["--version"]) == (0, f"skvm-opt (skvm) {__version__}\n", "")
     code, out, _ = run(["--list-passes"])
     assert code == 0
-    assert re.search(r"^  canonicalize +\S", out, re.M)
-    assert re.search(r"^  effects +\S", out, re.M) and re.search(r"^  dep-graph +\S", out, re.M)
+    assert re.search(r"^  canonicalize +\S", out, re.MULTILINE)
+    assert re.search(r"^  effects +\S", out, re.MULTILINE) and re.search(r"^  dep-graph +\S", out, re.MULTILINE)
     assert "Named pipelines:" in out
 
 

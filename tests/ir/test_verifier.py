@@ -241,8 +241,7 @@ def test_all_messages_of_the_verifier_are_covered():
     """Every message template in the verifier and the dialects has a case above."""
     import re
 
-    import skvm.ir.dialects as dialects
-    import skvm.ir.verifier as verifier
+    from skvm.ir import dialects, verifier
 
     sources = [Path(verifier.__file__)] + sorted(Path(dialects.__file__).parent.glob("[!_]*.py"))
     produced = " | ".join(m for _, (_, ms) in CASES.items() for m in ms)

@@ -266,7 +266,7 @@ def test_time_passes_report():
     assert [t.name for t in manager.timings] == ["test-nothing", "print<test-count>"]
     report = manager.timing_report()
     assert "Pass execution timing report" in report
-    assert re.search(r"^ +\d+\.\d{6} \( *\d+\.\d%\)  test-nothing$", report, re.M)
+    assert re.search(r"^ +\d+\.\d{6} \( *\d+\.\d%\)  test-nothing$", report, re.MULTILINE)
     assert report.rstrip().endswith("(100.0%)  Total")
 
 

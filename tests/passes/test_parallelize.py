@@ -10,8 +10,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +24,7 @@ from skvm.ir.printer import print_module
 from skvm.ir.verifier import verify
 from skvm.passes.analysis.effects import local_effects, paths_overlap
 from skvm.passes.base import PassContext
-from skvm.passes.manager import AnalysisManager, PassManager
+from skvm.passes.manager import PassManager
 from skvm.passes.pipeline import parse_pipeline
 from skvm.passes.transforms.parallelize import Parallelize, balanced_chunks, dlp_blocker
 

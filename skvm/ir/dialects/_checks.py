@@ -5,7 +5,8 @@ Each returns None when the attribute is acceptable, or an error message.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from skvm.ir.attributes import Cap, DictAttr, Keyword, SymbolRef, TypeAttr, UnitAttr, ValueRef
 

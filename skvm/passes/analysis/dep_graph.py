@@ -14,8 +14,7 @@ from collections.abc import Iterator, Mapping
 import attrs
 import networkx as nx
 
-from skvm.ir.operation import Module, Region
-from skvm.ir.operation import Effect
+from skvm.ir.operation import Effect, Module, Region
 from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, paths_overlap
 from skvm.passes.base import Analysis
 from skvm.passes.irutil import deep_uses

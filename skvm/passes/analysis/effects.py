@@ -36,7 +36,7 @@ class OpEffects:
         """No effect at all."""
         return not self.unknown and self.kinds in (Effect.NONE,) and not self.reads and not self.writes
 
-    def union(self, other: "OpEffects") -> "OpEffects":
+    def union(self, other: OpEffects) -> OpEffects:
         """The effects of doing both."""
         if other is _NONE or other == self:
             return self

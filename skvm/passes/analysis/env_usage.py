@@ -80,16 +80,13 @@ PACKAGE_BINARIES: dict[str, str] = {
 
 #: Commands every POSIX shell offers: using them needs no requirement.
 BASELINE_COMMANDS: frozenset[str] = frozenset(
-    """. : [ [[ awk basename bash cat cd chmod command cp cut date diff dirname do done echo elif
-    else env esac eval exec exit export false fi find for grep head if kill ln ls mkdir mktemp
-    mv printf pwd read realpath rm rmdir sed set sh sleep sort source tail tee test then time
-    touch tr true type uniq unset wc which while xargs sudo""".split()
+    [".", ":", "[", "[[", "awk", "basename", "bash", "cat", "cd", "chmod", "command", "cp", "cut", "date", "diff", "dirname", "do", "done", "echo", "elif", "else", "env", "esac", "eval", "exec", "exit", "export", "false", "fi", "find", "for", "grep", "head", "if", "kill", "ln", "ls", "mkdir", "mktemp", "mv", "printf", "pwd", "read", "realpath", "rm", "rmdir", "sed", "set", "sh", "sleep", "sort", "source", "tail", "tee", "test", "then", "time", "touch", "tr", "true", "type", "uniq", "unset", "wc", "which", "while", "xargs", "sudo"]
 )
 
 #: Words that prefix a command without being the command.
 _COMMAND_PREFIXES = frozenset({"sudo", "env", "exec", "time", "nohup", "command", "xargs"})
 _PYTHONS = ("python", "python3")
-_IMPORT_LINE = re.compile(r"^\s*(?:from\s+([A-Za-z_][\w.]*)\s+import|import\s+([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*))", re.M)
+_IMPORT_LINE = re.compile(r"^\s*(?:from\s+([A-Za-z_][\w.]*)\s+import|import\s+([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*))", re.MULTILINE)
 _ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _SHELL_SPLIT = re.compile(r"\|\||&&|[|;&()\n]|\$\(|`")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")

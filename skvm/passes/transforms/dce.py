@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 
@@ -364,9 +364,7 @@ def remove_unused_resources(module: Module, run: _Run) -> Module:
         if op.name == "skill.resource" and op.sym_name not in used:
             k = kind(op)
             path = str(op.attr("path", ""))
-            if k in ALWAYS_KEPT_KINDS:
-                pass
-            elif k == "script" and (
+            if k in ALWAYS_KEPT_KINDS or k == "script" and (
                 mentioned(path)
                 or (folder_ext(path)[1] in IMPORTABLE_EXTENSIONS and folder_ext(path) in kept_script_homes)
             ):

@@ -33,16 +33,16 @@ is deterministic and the pass is idempotent (a second run changes nothing).
 from __future__ import annotations
 
 import heapq
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
 from skvm.ir.attributes import DictAttr, Keyword, ValueRef
 from skvm.ir.operation import Effect, Module, Op, Region, Trait, Value
+from skvm.passes import irutil
 from skvm.passes.analysis.dep_graph import DepGraphResult, region_edges
 from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, local_effects, summarize
 from skvm.passes.base import ModulePass, PassContext, PassResult
-from skvm.passes import irutil
 
 NAME = "parallelize"
 
@@ -252,7 +252,7 @@ class _Stats:
     tlp: int = 0
     branches: int = 0
 
-    def merged(self, other: "_Stats") -> "_Stats":
+    def merged(self, other: _Stats) -> _Stats:
         """The counts of two rounds together."""
         return _Stats(
             self.dlp + other.dlp,

@@ -27,11 +27,12 @@ Remarks (``-Rpass=resolve-env``) say what was found and folded; counters go to
 from __future__ import annotations
 
 import shlex
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 
-from skvm.diagnostics import Location, SkvmError
+from skvm.diagnostics import SkvmError
 from skvm.environment import (
     Environment,
     load_environment,
@@ -41,7 +42,7 @@ from skvm.environment import (
 )
 from skvm.ir.attributes import DictAttr, Keyword, ValueRef
 from skvm.ir.operation import Module, Op, Region, replace_ops_deep
-from skvm.passes.analysis.env_usage import PACKAGE_BINARIES, needed_binaries, requirement_binary
+from skvm.passes.analysis.env_usage import needed_binaries, requirement_binary
 from skvm.passes.base import ModulePass, PassContext, PassResult
 
 PASS = "resolve-env"

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import functools
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import attrs
 
@@ -419,5 +419,16 @@ class Secure(ModulePass):
         return self.unchanged(module)
 
 
-__all__ = ["Secure", "SecureFinding", "Scan", "find_issues", "scan_text", "scans_of", "script_scans",
-           "command_line", "locate", "MODES", "TOOL_NOT_ALLOWED"]
+__all__ = [
+    "MODES",
+    "TOOL_NOT_ALLOWED",
+    "Scan",
+    "Secure",
+    "SecureFinding",
+    "command_line",
+    "find_issues",
+    "locate",
+    "scan_text",
+    "scans_of",
+    "script_scans",
+]
