@@ -92,8 +92,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
     before = sum(r["tokens_before"] for r in rows)
     after = sum(r["tokens_after"] for r in rows)
-    saved = 100.0 * (before - after) / before if before else 0.0
-    lines.append(f"total: {len(rows)} runs, tokens {before} -> {after} ({saved:.1f}% saved), "
+    change = 100.0 * (after - before) / before if before else 0.0
+    lines.append(f"total: {len(rows)} runs, tokens {before} -> {after} ({change:+.1f}%), "
                  f"ops removed {sum(r['ops_removed'] for r in rows)}, "
                  f"parallel regions {sum(sum(map(int, r['parallel'].split('/'))) for r in rows)}, "
                  f"illegal ops {sum(r['illegal'] for r in rows)}")
