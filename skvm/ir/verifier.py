@@ -83,10 +83,16 @@ class Verifier:
         self._report(op, message)
 
     # ---- entry -----------------------------------------------------------------------
-    def run(self) -> list[Diagnostic]:
-        """Verify the module; return every diagnostic."""
+    def run(self, known_good: frozenset[int] = frozenset()) -> list[Diagnostic]:
+        """Verify the module; return every diagnostic.
+
+        Top-level ops whose ``id`` is in ``known_good`` are not re-verified
+        (see :func:`verify_changed`).
+        """
         self._collect_symbols()
         for op in self.module.body.ops:
+            if id(op) in known_good:
+                continue
             self._verify_module_level(op)
         return self.diagnostics
 
@@ -265,6 +271,41 @@ class Verifier:
 def verify(module: Module, allow_unregistered: bool = False) -> list[Diagnostic]:
     """Verify ``module``; return all error diagnostics (empty when valid)."""
     return Verifier(module, allow_unregistered).run()
+
+
+def symbol_signature(module: Module) -> tuple:
+    """What other ops may depend on in a module's symbols: names, kinds, proc types.
+
+    Two modules with the same signature resolve every ``@ref`` and every
+    ``ctl.call`` the same way.
+    """
+    signature = []
+    for op in module.body.ops:
+        name = op.attr("sym_name")
+        if not isinstance(name, str):
+            continue
+        if op.name == "skill.proc":
+            params = tuple(v.type for v in op.regions[0].args) if op.regions else ()
+            signature.append((name, op.name, params, op.attr("result_types", ())))
+        else:
+            signature.append((name, op.name, op.attr("kind")))
+    return tuple(signature)
+
+
+def verify_changed(
+    module: Module, verified: Module, allow_unregistered: bool = False
+) -> list[Diagnostic]:
+    """Verify ``module`` knowing ``verified`` (from which it was derived) was valid.
+
+    IR is immutable, so a top-level op that is the very object of the valid
+    module is still valid when nothing it may depend on outside itself (the
+    symbols and procedure signatures) changed; only the other ops are checked.
+    Otherwise everything is verified.
+    """
+    if symbol_signature(module) != symbol_signature(verified):
+        return verify(module, allow_unregistered)
+    known_good = frozenset(id(op) for op in verified.body.ops)
+    return Verifier(module, allow_unregistered).run(known_good)
 
 
 def verify_or_raise(module: Module, allow_unregistered: bool = False) -> None:
