@@ -118,13 +118,9 @@ def test_print_format():
     assert lines[-1].startswith("total (tier1 + tier2): ")
 
 
-def test_counting_speed():
-    """Counting is fast enough for per-op use (well over 1 MB/s once loaded)."""
-    import time
-
-    tokens.count_tokens("warm up")
-    text = "The quick brown fox jumps over the lazy dog. " * 20000
-    started = time.perf_counter()
-    tokens.count_tokens(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0
+def test_counting_a_large_text():
+    """A 900 KB text is counted in one call (speed is measured in benchmarks/)."""
+    sentence = "The quick brown fox jumps over the lazy dog. "
+    one = tokens.count_tokens(sentence)
+    # Joined copies merge a token at each seam: between one-1 and one per copy.
+    assert 20000 * (one - 1) <= tokens.count_tokens(sentence * 20000) <= 20000 * one
