@@ -37,6 +37,7 @@ import attrs
 import lark
 
 from skvm.diagnostics import Location, SkvmError
+from skvm.lalr import LalrDriver
 
 # Container nesting (lists in lists, quotes in quotes) deeper than this is
 # kept as prose: it bounds both the work (linear with a fixed factor) and the
@@ -680,11 +681,22 @@ def _parser() -> lark.Lark:
     return _PARSER
 
 
+@functools.lru_cache(maxsize=1)
+def _driver() -> LalrDriver:
+    """The specialised LALR loop over the kinds grammar's table (same trees as Lark's)."""
+    return LalrDriver(_parser())
+
+
+def _parse_kinds(kinds: str) -> lark.Tree:
+    """Parse a string of line kinds into the block tree."""
+    return _driver().parse(kinds, "start")
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_kinds_cached(kinds: str) -> lark.Tree:
     """Parse a short kinds string; list items repeat the same few shapes."""
     # Trees are only read, never mutated, so sharing them is safe.
-    return _parser().parse(kinds)
+    return _parse_kinds(kinds)
 
 
 # -- building blocks -----------------------------------------------------------
@@ -709,7 +721,7 @@ def _parse_level(level: _Level) -> list[Block]:
         return []
     kinds, info = _Classifier(level.texts).run()
     try:
-        tree = _parse_kinds_cached(kinds) if len(kinds) <= 64 else _parser().parse(kinds)
+        tree = _parse_kinds_cached(kinds) if len(kinds) <= 64 else _parse_kinds(kinds)
     except lark.exceptions.LarkError as exc:  # pragma: no cover - classifier bug
         raise SkvmError.at(
             Location(level.file, level.lines[0], 1),

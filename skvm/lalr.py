@@ -1,0 +1,94 @@
+"""A specialised LALR(1) loop over a Lark parser's table.
+
+Lark's generic ``feed_token`` dominates the parse time of both of skvm's
+grammars (SkIR text and the Markdown line kinds). This driver uses the same
+table, lexer and callbacks, so it builds the same result and raises the same
+errors, with reduce actions pre-resolved to ``(size, goto name, callback)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedToken
+
+
+def _reduce(states: dict, state_stack: list, value_stack: list, arg: tuple) -> None:
+    """Apply one LALR reduction ``arg`` = (size, rule name, callback) to the stacks."""
+    size, origin, callback = arg
+    if size:
+        children = value_stack[-size:]
+        del state_stack[-size:]
+        del value_stack[-size:]
+    else:
+        children = []
+    value_stack.append(callback(children))
+    state_stack.append(states[state_stack[-1]][origin][1])
+
+
+class LalrDriver:
+    """The LALR(1) loop over a Lark parser's table, with its callbacks.
+
+    Same table, same callbacks and same errors as ``Lark.parse``; the loop is
+    specialised (reduce actions pre-resolved to ``(size, goto name,
+    callback)``) because Lark's generic ``feed_token`` dominated parse time.
+    """
+
+    def __init__(self, lark: Lark, callbacks: dict | None = None) -> None:
+        from lark.parsers.lalr_analysis import Shift
+
+        frontend = lark.parser
+        inner = frontend.parser.parser
+        table = inner.parse_table
+        # Without callbacks of its own, the driver builds Lark's parse tree.
+        callbacks = callbacks or inner.callbacks
+        self.lexer = frontend.lexer
+        self.lexer_conf = frontend.lexer_conf
+        self.start_states = table.start_states
+        self.end_states = table.end_states
+        self.states: dict = {}
+        for state, actions in table.states.items():
+            compiled = {}
+            for term, (action, arg) in actions.items():
+                if action is Shift:
+                    compiled[term] = (True, arg)
+                else:
+                    compiled[term] = (False, (len(arg.expansion), arg.origin.name, callbacks[arg]))
+            self.states[state] = compiled
+
+    def parse(self, text: str, start: str) -> Any:
+        """Parse ``text`` from start rule ``start``."""
+        from lark.lexer import LexerState, TextSlice
+
+        states = self.states
+        end_state = self.end_states[start]
+        state_stack = [self.start_states[start]]
+        value_stack: list = []
+        lexer_state = LexerState(TextSlice(text, 0, len(text)))
+        token = None
+        for token in self.lexer.lex(lexer_state, None):
+            kind = token.type
+            while True:
+                try:
+                    shift, arg = states[state_stack[-1]][kind]
+                except KeyError:
+                    raise self._unexpected(token, state_stack[-1]) from None
+                if shift:
+                    state_stack.append(arg)
+                    value_stack.append(token)
+                    break
+                _reduce(states, state_stack, value_stack, arg)
+        end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+        while True:
+            try:
+                shift, arg = states[state_stack[-1]]["$END"]
+            except KeyError:
+                raise self._unexpected(end, state_stack[-1]) from None
+            _reduce(states, state_stack, value_stack, arg)
+            if state_stack[-1] == end_state:
+                return value_stack[-1]
+
+    def _unexpected(self, token: Token, state: Any) -> UnexpectedToken:
+        expected = {s for s in self.states[state] if s.isupper()}
+        return UnexpectedToken(token, expected)
