@@ -78,7 +78,16 @@ class LalrDriver:
                     state_stack.append(arg)
                     value_stack.append(token)
                     break
-                _reduce(states, state_stack, value_stack, arg)
+                # _reduce, inlined: this loop runs once per token and reduction.
+                size, origin, callback = arg
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                value_stack.append(callback(children))
+                state_stack.append(states[state_stack[-1]][origin][1])
         end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
         while True:
             try:
