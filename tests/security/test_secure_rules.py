@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
+from skvm.passes.transforms import secure_rules
 from skvm.passes.transforms.secure_rules import (
     KINDS,
     RULES,
@@ -411,6 +413,54 @@ def test_max_severity():
     assert max_severity(scan("command", "sudo rm -rf /")) == "error"
 
 
+# -- the keyword gate ------------------------------------------------------
+
+
+def test_keyword_finder_reports_every_keyword_that_occurs():
+    finder = secure_rules._KeywordFinder(
+        ["nc", "nc ", "ncat", "cat", "at", "curl", "/.ssh", ".ssh"]
+    )
+    for text in ["ncat x", "nc host 80", "concatenate", "~/.ssh/id", "curl|cat", "", "plain words"]:
+        assert finder.present(text) == {w for w in finder.vocabulary if w in text}, text
+
+
+@hypothesis.given(st.text(alphabet="nc at.sh/-x \n", max_size=40))
+def test_keyword_finder_agrees_with_str_find(text):
+    finder = secure_rules._finder(frozenset({"command", "code"}))
+    assert finder.present(text) == {w for w in finder.vocabulary if w in text}
+
+
+def test_rule_keywords_are_lower_case_literals_of_the_rule():
+    for rule in RULES:
+        assert all(w and w == w.lower() for w in rule.literals), rule.id
+        if rule.check is None:
+            assert rule.keywords == rule.literals
+
+
+def _ungated_scan(monkeypatch, kind, text, lang=None):
+    """``scan`` with every applicable rule run on every text (the keyword gate off)."""
+    with monkeypatch.context() as m:
+        m.setattr(
+            secure_rules._RuleGate,
+            "select",
+            lambda gate, lowered: ([rule for rule, _ in gate._rules], None),
+        )
+        return scan(kind, text, lang=lang)
+
+
+def test_keyword_gate_changes_no_finding(monkeypatch):
+    texts = [(kind, text, lang) for _, kind, text, lang in POSITIVE + NEGATIVE]
+    folders = [SKILLS / e["skill"] for e in LABELS]
+    for folder in folders:
+        texts += split_skill_md((folder / "SKILL.md").read_text())
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.name != "SKILL.md" and path.suffix in _EXT_LANG:
+                texts.append(("code", path.read_text(), _EXT_LANG[path.suffix]))
+    for kind, text, lang in texts:
+        for k, la in {(kind, lang), ("prose", None), ("command", None)}:
+            assert scan(k, text, lang=la) == _ungated_scan(monkeypatch, k, text, la), (k, text[:80])
+
+
 # -- allowed-tools ---------------------------------------------------------
 
 
@@ -603,22 +653,3 @@ def test_corpus_has_no_errors():
     assert len(flagged) / len(skills) <= 0.05, flagged
     # The brief is stricter than the 5% bound: real skills get no error at all.
     assert not flagged, flagged
-
-
-def test_scanning_is_fast():
-    folders = [SKILLS / e["skill"] for e in LABELS]
-    if CORPUS.is_dir():
-        folders += sorted(p for p in CORPUS.iterdir() if (p / "SKILL.md").is_file())
-    times = []
-    for folder in folders:
-        start = time.perf_counter()
-        scan_skill(folder)
-        times.append(time.perf_counter() - start)
-    times.sort()
-    median = times[len(times) // 2]
-    print(
-        f"\nsecure: scan time per skill median {median * 1e3:.2f} ms, max {times[-1] * 1e3:.2f} ms"
-    )
-    # Generous bounds so a loaded machine does not fail the test; typical is ~1 ms.
-    assert median < 0.02
-    assert sum(times) < 5.0

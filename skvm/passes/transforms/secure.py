@@ -169,12 +169,17 @@ def _text_attr(op: Op, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+#: Prose-carrying ops -> their text attributes.
+_PROSE_KEYS: dict[str, tuple[str, ...]] = {
+    "ctx.text": ("text",), "ctx.rule": ("text",), "ctx.ref": ("when", "text"),
+    "llm.step": ("prompt",), "llm.gen": ("prompt",), "llm.judge": ("question",),
+}
+
+
 def _prose_scans(op: Op) -> Iterator[Scan]:
     """Prose of context and model ops."""
     name = op.name
-    keys = {"ctx.text": ("text",), "ctx.rule": ("text",), "ctx.ref": ("when", "text"),
-            "llm.step": ("prompt",), "llm.gen": ("prompt",), "llm.judge": ("question",)}[name]
-    for key in keys:
+    for key in _PROSE_KEYS[name]:
         text = _text_attr(op, key)
         if text is None:
             continue
@@ -207,7 +212,7 @@ def scans_of(op: Op, module: Module) -> Iterator[Scan]:
         code = _text_attr(op, "code")
         if code is not None:
             yield Scan("code", code, op, lang=_text_attr(op, "lang"))
-    elif name in ("ctx.text", "ctx.rule", "ctx.ref", "llm.step", "llm.gen", "llm.judge"):
+    elif name in _PROSE_KEYS:
         yield from _prose_scans(op)
     elif name == "skill.meta":
         text = _frontmatter(op)

@@ -24,7 +24,11 @@ cron jobs, unquoted arguments); ``note`` is informational (``sudo``).
 Speed: a regex that starts with an alternation or a lookbehind makes Python's
 ``re`` try every position of a 30 KB SKILL.md. Every pattern here is
 therefore keyed by the literal words a match starts with; ``str.find`` (C
-speed) locates those words and the regex only runs there.
+speed) locates those words and the regex only runs there. A rule whose
+matches need keywords says which (:attr:`Rule.keywords`): :func:`scan`
+first finds every keyword of the applicable rules that occurs in the text
+with one trie regex, then runs only the rules, and looks only for the
+keywords, that occur; most texts (short paragraphs) need no rule at all.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import fnmatch
 import functools
 import re
 import shlex
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
@@ -93,10 +97,17 @@ class KeyedPattern:
     regex: re.Pattern[str]
     back: int = 0
 
-    def spans(self, text: str, lowered: str) -> Iterator[Span]:
-        """Spans of ``text`` matched, in keyword order (callers sort)."""
+    def spans(
+        self, text: str, lowered: str, present: frozenset[str] | None = None
+    ) -> Iterator[Span]:
+        """Spans of ``text`` matched, in keyword order (callers sort).
+
+        ``present``, when known, holds every keyword that occurs in ``lowered``
+        (others are not searched for).
+        """
         seen: set[int] = set()
-        for word in self.keywords:
+        words = self.keywords if present is None else [w for w in self.keywords if w in present]
+        for word in words:
             i = lowered.find(word)
             while i != -1:
                 if self.back:
@@ -137,6 +148,15 @@ def _any(patterns: Iterable[KeyedPattern], text: str, lowered: str | None = None
     return any(next(iter(p.spans(text, low)), None) is not None for p in patterns)
 
 
+def _keywords(*patterns: KeyedPattern | Iterable[KeyedPattern]) -> tuple[str, ...]:
+    """The keywords of ``patterns`` (single patterns or tuples of them), for ``check_keywords``."""
+    words: list[str] = []
+    for item in patterns:
+        for pattern in (item,) if isinstance(item, KeyedPattern) else item:
+            words += pattern.keywords
+    return tuple(words)
+
+
 @attrs.frozen
 class Finding:
     """One rule match: where it is in the scanned text and what it says."""
@@ -153,10 +173,14 @@ class Finding:
 class Rule:
     """A security rule: identity, severity, applicable kinds and a matcher.
 
-    ``patterns`` are keyed regexes searched in the text; ``check`` is a
+    ``patterns`` are keyed regexes searched in the text, whose matches
+    ``accept(text, start, end)`` (when given) must also pass; ``check`` is a
     function ``(text, lowered) -> spans`` for rules that need more than one
-    regex. ``negatable`` rules skip matches inside prose that a negation
-    governs ("never run ...", "do not read ...").
+    regex. ``check_keywords`` are lower-case literals one of which occurs in
+    every text the check matches (None: unknown, the check always runs);
+    with the patterns' keywords they let :func:`scan` skip the rule after
+    one keyword pass over the text. ``negatable`` rules skip matches inside
+    prose that a negation governs ("never run ...", "do not read ...").
     """
 
     id: str
@@ -166,16 +190,45 @@ class Rule:
     description: str
     message: str
     patterns: tuple[KeyedPattern, ...] = ()
+    accept: Callable[[str, int, int], bool] | None = None
     check: Matcher | None = None
+    check_keywords: tuple[str, ...] | None = None
     negatable: bool = False
     # Also run on inline code spans and HTML comment bodies inside prose.
     in_prose_code: bool = False
 
-    def spans(self, text: str, lowered: str | None = None) -> Iterator[Span]:
-        """Every (start, end) span of ``text`` this rule matches."""
+    @property
+    def literals(self) -> frozenset[str]:
+        """Every keyword the patterns and ``check_keywords`` name."""
+        words = {w for pattern in self.patterns for w in pattern.keywords}
+        words.update(self.check_keywords or ())
+        return frozenset(words)
+
+    @property
+    def keywords(self) -> frozenset[str] | None:
+        """Literals one of which occurs in the lower-cased text of every match (None: unknown)."""
+        if self.check is not None and self.check_keywords is None:
+            return None
+        return self.literals
+
+    def spans(
+        self, text: str, lowered: str | None = None, present: frozenset[str] | None = None
+    ) -> Iterator[Span]:
+        """Every (start, end) span of ``text`` this rule matches.
+
+        ``present``, when known, holds every keyword of :attr:`literals` that
+        occurs in ``lowered``; patterns then look only for those.
+        """
         low = lower_same_length(text) if lowered is None else lowered
         for pattern in self.patterns:
-            yield from pattern.spans(text, low)
+            if present is not None and present.isdisjoint(pattern.keywords):
+                continue
+            if self.accept is None:
+                yield from pattern.spans(text, low, present)
+            else:
+                for start, end in pattern.spans(text, low, present):
+                    if self.accept(text, start, end):
+                        yield start, end
         if self.check is not None:
             yield from self.check(text, low)
 
@@ -817,11 +870,9 @@ _INJECTION: tuple[KeyedPattern, ...] = (
 )
 
 
-def _prompt_injection(text: str, lowered: str) -> Iterator[Span]:
-    for pattern in _INJECTION:
-        for start, end in pattern.spans(text, lowered):
-            if not _quoted_phrase(text, start) and (start == 0 or not text[start - 1].isalnum()):
-                yield start, end
+def _injection_stated(text: str, start: int, end: int) -> bool:
+    """An injection phrase that starts a word and is not quoted as an example."""
+    return not _quoted_phrase(text, start) and (start == 0 or not text[start - 1].isalnum())
 
 
 _HTML_COMMENT_RE = re.compile(r"<!--(.*?)-->", re.DOTALL)
@@ -919,13 +970,10 @@ _CREDENTIAL_VERBS_RE = re.compile(
 )
 
 
-def _credential_read_prose(text: str, lowered: str) -> Iterator[Span]:
-    """Prose that tells the model to read, copy or send credential files."""
-    for pattern in _CREDENTIAL:
-        for start, end in pattern.spans(text, lowered):
-            lo = _sentence_start(text, start)
-            if _CREDENTIAL_VERBS_RE.search(text, lo, start) and not _negated(text, start):
-                yield start, end
+def _credential_requested(text: str, start: int, end: int) -> bool:
+    """A credential path in prose that tells the model to read, copy or send it."""
+    lo = _sentence_start(text, start)
+    return bool(_CREDENTIAL_VERBS_RE.search(text, lo, start)) and not _negated(text, start)
 
 
 # Commands that use a key where it is, without reading it out.
@@ -949,13 +997,14 @@ _BROWSER_STORE = _kp(
 )
 
 
-def _credential_read(text: str, lowered: str) -> Iterator[Span]:
+def _key_not_just_used(text: str, start: int, end: int) -> bool:
     """Credential material named in a command, unless a key tool just uses it."""
-    for pattern in _CREDENTIAL:
-        for start, end in pattern.spans(text, lowered):
-            line_start = text.rfind("\n", 0, start) + 1
-            if not _KEY_USE_RE.search(text[line_start:start]):
-                yield start, end
+    line_start = text.rfind("\n", 0, start) + 1
+    return not _KEY_USE_RE.search(text[line_start:start])
+
+
+def _browser_secret_store(text: str, lowered: str) -> Iterator[Span]:
+    """A browser's secret store named in a text that also names a browser profile."""
     if next(iter(_BROWSER_PROFILE.spans(text, lowered)), None) is not None:
         yield from _BROWSER_STORE.spans(text, lowered)
 
@@ -1132,6 +1181,7 @@ RULES: tuple[Rule, ...] = (
         "Code downloaded from the network is run by a shell or interpreter without being reviewed.",
         "remote code is piped into a shell or interpreter",
         check=_remote_exec_untrusted,
+        check_keywords=_keywords(_REMOTE_EXEC, _WRITE_FILE),
         in_prose_code=True,
         negatable=True,
     ),
@@ -1143,6 +1193,7 @@ RULES: tuple[Rule, ...] = (
         "A vendor's installer script is piped into a shell; pin a version or use a package manager.",
         "an installer script from the network is run by a shell",
         check=_remote_exec_trusted,
+        check_keywords=_keywords(_REMOTE_EXEC, _WRITE_FILE),
         in_prose_code=True,
         negatable=True,
     ),
@@ -1154,7 +1205,10 @@ RULES: tuple[Rule, ...] = (
         "A command or script reads key or credential material (SSH keys, cloud credentials, "
         "keychains, browser cookies).",
         "reads credential or key material",
-        check=_credential_read,
+        patterns=_CREDENTIAL,
+        accept=_key_not_just_used,
+        check=_browser_secret_store,
+        check_keywords=_keywords(_BROWSER_STORE),
         in_prose_code=True,
         negatable=True,
     ),
@@ -1165,7 +1219,8 @@ RULES: tuple[Rule, ...] = (
         _kinds("prose", "frontmatter"),
         "Instructions tell the model to read, copy or send credential files.",
         "instructs the model to read credential or key material",
-        check=_credential_read_prose,
+        patterns=_CREDENTIAL,
+        accept=_credential_requested,
     ),
     Rule(
         "SEC005",
@@ -1185,6 +1240,7 @@ RULES: tuple[Rule, ...] = (
         "(secret environment variables, the whole environment, credential or .env files).",
         "sends secrets to the network",
         check=_secret_exfiltration,
+        check_keywords=_keywords(_SINKS),
         in_prose_code=True,
         negatable=True,
     ),
@@ -1196,6 +1252,7 @@ RULES: tuple[Rule, ...] = (
         "A secret is sent to a host used for collecting data (webhook catchers, tunnels, paste sites).",
         "sends secrets to a data-collection host",
         check=_secret_to_exfil_host,
+        check_keywords=_keywords(_EXFIL_URL),
         in_prose_code=True,
     ),
     Rule(
@@ -1251,6 +1308,7 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         check=_destructive,
+        check_keywords=_keywords(_RM, _GIT_PUSH),
         in_prose_code=True,
         negatable=True,
     ),
@@ -1295,6 +1353,7 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         check=_decode_then_run,
+        check_keywords=_keywords(_WRITE_FILE),
         in_prose_code=True,
     ),
     Rule(
@@ -1376,6 +1435,7 @@ RULES: tuple[Rule, ...] = (
             _kp("ld.so.preload", r"/etc/ld\.so\.preload\b", back=5),
         ),
         check=_remote_command_channel,
+        check_keywords=_keywords(_RUN_RECEIVED),
         in_prose_code=True,
     ),
     Rule(
@@ -1386,7 +1446,8 @@ RULES: tuple[Rule, ...] = (
         "Text aimed at the model tries to override its instructions, change its mode or hide "
         "actions from the user.",
         "prompt injection: text tries to override the model's instructions",
-        check=_prompt_injection,
+        patterns=_INJECTION,
+        accept=_injection_stated,
     ),
     Rule(
         "SEC015",
@@ -1397,6 +1458,7 @@ RULES: tuple[Rule, ...] = (
         "for the model.",
         "a comment hides instructions for the model",
         check=_hidden_comment_instructions,
+        check_keywords=("<!--", "]:"),
     ),
     Rule(
         "SEC016",
@@ -1407,6 +1469,7 @@ RULES: tuple[Rule, ...] = (
         "without the user's knowledge or consent.",
         "instructs the model to act on sensitive data without the user's knowledge",
         check=_covert_sensitive_action,
+        check_keywords=_keywords(_COVERT),
     ),
     Rule(
         "SEC017",
@@ -1416,6 +1479,7 @@ RULES: tuple[Rule, ...] = (
         "The model is told to act without asking the user.",
         "instructs the model to act without asking the user",
         check=_autonomy,
+        check_keywords=_keywords(_AUTONOMY),
     ),
     Rule(
         "SEC018",
@@ -1561,6 +1625,7 @@ RULES: tuple[Rule, ...] = (
         "a bare URL.",
         "pushes the whole repository to a remote chosen by the skill",
         check=_source_exfiltration,
+        check_keywords=_keywords(_GIT_PUSH),
         in_prose_code=True,
         negatable=True,
     ),
@@ -1572,6 +1637,7 @@ RULES: tuple[Rule, ...] = (
         "An installed package's name is one slip away from a popular package (typosquatting).",
         "package name looks like a typo of a popular package",
         check=_typosquats,
+        check_keywords=_keywords(_INSTALL),
         in_prose_code=True,
     ),
     Rule(
@@ -1590,6 +1656,122 @@ RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 """Every rule by its stable id."""
 
 _PROSE_CODE_RULES: tuple[Rule, ...] = tuple(r for r in RULES if r.in_prose_code)
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """A regex matching any of ``words``; of several starting at one place, the longest.
+
+    Shaped as a trie (``c(?:at|url)``): ``re`` follows one branch per
+    character instead of trying every word, and a word that ends where
+    longer ones go on is the last alternative at its node.
+    """
+    root: dict[str, dict] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    if not root:
+        return "(?!)"  # no word: never matches
+
+    def emit(node: dict[str, dict]) -> str:
+        branches = []
+        for char, child in sorted(node.items()):
+            if not char:
+                continue
+            run = char
+            while len(child) == 1 and "" not in child:  # one literal for a chain of letters
+                ((char, child),) = child.items()
+                run += char
+            branches.append(re.escape(run) + emit(child))
+        if "" in node:
+            branches.append("")
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return emit(root)
+
+
+class _KeywordFinder:
+    """Finds, in one pass, which of a fixed set of lower-case keywords occur in a text."""
+
+    def __init__(self, vocabulary: Iterable[str]) -> None:
+        self.vocabulary = frozenset(vocabulary)
+        self._search = re.compile(_trie_regex(self.vocabulary)).search
+        # The search reports the longest keyword where several start at one
+        # position; the keywords that are its prefixes occur there too.
+        self._with_prefixes: dict[str, frozenset[str]] = {
+            word: frozenset(word[:n] for n in range(1, len(word) + 1)) & self.vocabulary
+            for word in self.vocabulary
+        }
+
+    def present(self, lowered: str) -> frozenset[str]:
+        """Every keyword that occurs in ``lowered``."""
+        found: frozenset[str] = frozenset()
+        m = self._search(lowered)
+        while m is not None:
+            found |= self._with_prefixes[m.group()]
+            m = self._search(lowered, m.start() + 1)
+        return found
+
+
+# Texts people read and texts machines run share few keywords: each family
+# has its own finder, so that prose is not searched for shell words.
+_TEXT_FAMILIES: tuple[frozenset[str], ...] = (
+    frozenset({"prose", "frontmatter"}),
+    frozenset({"command", "code"}),
+)
+
+
+@functools.cache
+def _finder(family: frozenset[str]) -> _KeywordFinder:
+    """The keyword finder of the rules for a family of kinds (compiled on first use)."""
+    rules = (rule for rule in RULES if not rule.kinds.isdisjoint(family))
+    return _KeywordFinder(w for rule in rules for w in rule.literals)
+
+
+class _RuleGate:
+    """Chooses the rules worth running on a text with one pass over its keywords.
+
+    Most scanned texts are short paragraphs that no rule matches, and
+    looking for every rule's keywords one by one (a hundred ``str.find``
+    calls and dozens of generators per text) was most of the cost of a scan.
+    Instead one trie regex of all the rules' keywords visits each position
+    where some keyword starts; a rule runs only when one of its keywords
+    occurs, or when it has none (:attr:`Rule.keywords` is None), and its
+    patterns look only for the keywords that occur.
+    """
+
+    def __init__(self, rules: Iterable[Rule], finder: _KeywordFinder) -> None:
+        self._finder = finder
+        self._rules = tuple((rule, rule.keywords) for rule in rules)
+        missing = {w for rule, _ in self._rules for w in rule.literals} - finder.vocabulary
+        assert not missing, f"keywords missing from the finder: {sorted(missing)}"
+        self._ungated = tuple(rule for rule, k in self._rules if k is None)
+
+    def select(self, lowered: str) -> tuple[Sequence[Rule], frozenset[str]]:
+        """The rules, in table order, that can match the text lower-cased as
+        ``lowered``, and the keywords that occur in it."""
+        present = self._finder.present(lowered)
+        if not present:
+            return self._ungated, present
+        rules = [rule for rule, k in self._rules if k is None or not k.isdisjoint(present)]
+        return rules, present
+
+
+@functools.cache
+def _gate(kinds: frozenset[str]) -> _RuleGate:
+    """The gate of the rules that apply to a text of ``kinds`` (built on first use)."""
+    family = next(f for f in _TEXT_FAMILIES if kinds <= f)
+    rules = (rule for rule in RULES if not rule.kinds.isdisjoint(kinds))
+    return _RuleGate(rules, _finder(family))
+
+
+@functools.cache
+def _prose_code_gate() -> _RuleGate:
+    """The gate of the rules run on commands quoted inside prose."""
+    return _RuleGate(_PROSE_CODE_RULES, _finder(frozenset({"command", "code"})))
+
+
 _INLINE_CODE_RE = re.compile(r"(`+)([^`\n]+?)\1")
 
 
@@ -1637,10 +1819,9 @@ def scan(kind: str, text: str, *, lang: str | None = None) -> list[Finding]:
     def add(rule: Rule, offset: int, length: int, excerpt: str) -> None:
         hits.append((offset, -length, rule.id, rule, excerpt))
 
-    for rule in RULES:
-        if rule.kinds.isdisjoint(kinds):
-            continue
-        for start, end in rule.spans(body, lowered):
+    rules, present = _gate(frozenset(kinds)).select(lowered)
+    for rule in rules:
+        for start, end in rule.spans(body, lowered, present):
             add(rule, start, end - start, _excerpt(body, start, end))
     if kind == "prose":
         # Commands quoted inline in instructions are run by the model as
@@ -1654,8 +1835,9 @@ def scan(kind: str, text: str, *, lang: str | None = None) -> list[Finding]:
                 cursor += len(region) + 2
             joined = "\n\n".join(region for _, region in regions)
             joined_lower = lower_same_length(joined)
-            for rule in _PROSE_CODE_RULES:
-                for start, end in rule.spans(joined, joined_lower):
+            rules, present = _prose_code_gate().select(joined_lower)
+            for rule in rules:
+                for start, end in rule.spans(joined, joined_lower, present):
                     index = bisect.bisect_right(starts, start) - 1
                     offset = regions[index][0] + start - starts[index]
                     if rule.negatable and _negated(body, offset):
