@@ -211,6 +211,16 @@ def _builtins() -> dict[str, TargetProfile]:
     return found
 
 
+@functools.cache
+def _builtins_by_spec() -> dict[tuple[str, str], TargetProfile]:
+    """The shipped profiles by normalized ``(model, harness)`` (the first one wins), built once."""
+    index: dict[tuple[str, str], TargetProfile] = {}
+    for profile in _builtins().values():
+        key = (_strip_provider(profile.model).casefold(), profile.harness.casefold())
+        index.setdefault(key, profile)
+    return index
+
+
 def builtin_targets() -> list[str]:
     """Names of the built-in targets (``<model>@<harness>``), sorted."""
     return sorted(_builtins())
@@ -237,9 +247,9 @@ def load_target(spec: str) -> TargetProfile:
         return load_profile_file(spec)
     wanted = _normalize_spec(spec)
     if wanted is not None:
-        for profile in _builtins().values():
-            if (_strip_provider(profile.model).casefold(), profile.harness.casefold()) == wanted:
-                return profile
+        found = _builtins_by_spec().get(wanted)
+        if found is not None:
+            return found
     names = builtin_targets()
     notes = [Diagnostic(Severity.NOTE, "built-in targets: " + ", ".join(names))]
     close = difflib.get_close_matches(spec.casefold(), names, n=1, cutoff=0.5)

@@ -126,15 +126,28 @@ def test_op_tokens_counts_prompt_text():
     assert 40 <= op_tokens(module.body.ops[0]) <= 80
 
 
-@pytest.mark.parametrize("n", [2000])
-def test_linear_enough(n):
-    import time
-
-    lines = []
-    for i in range(n):
-        lines.append(f'    %v{i} = llm.gen "p{i}" (%t) : text')
+def test_removes_thousands_of_unused_results():
+    """Every one of 2,000 unused pure results goes (speed is measured in benchmarks/)."""
+    n = 2000
+    lines = [f'    %v{i} = llm.gen "p{i}" (%t) : text' for i in range(n)]
     lines.append("    ctl.return (%t)")
-    start = time.perf_counter()
     _, out, ctx = _dce(_proc("\n".join(lines)))
     assert ctx.extra["stats"]["dce.ops-removed"] == n
-    assert time.perf_counter() - start < 10
+    assert not any(op.name == "llm.gen" for op in out.walk())
+
+
+def test_whitespace_normalization_matches_the_regex():
+    """Context keys normalise whitespace exactly as ``re.sub(r"\\s+", " ", text).strip()``."""
+    import random
+    import re
+
+    from skvm.passes.transforms.dce import _normalize_space
+
+    space = re.compile(r"\s+")
+    # Every whitespace character is in the Basic Multilingual Plane.
+    whitespace = [chr(c) for c in range(0x10000) if space.fullmatch(chr(c))]
+    alphabet = whitespace + list("ab. ")
+    rng = random.Random(5)
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert _normalize_space(text) == space.sub(" ", text).strip()

@@ -109,21 +109,18 @@ def test_driver_reports_bad_env_without_traceback(tmp_path):
     assert "Traceback" not in err.getvalue()
 
 
-def test_probe_host_is_cached_and_fast():
-    import time
+def test_probe_host_is_cached():
+    from skvm.environment import _probe_base
 
     clear_probe_cache()
-    start = time.perf_counter()
     first = probe_host(["definitely-not-a-binary-xyz"])
-    cold = time.perf_counter() - start
-    start = time.perf_counter()
     second = probe_host(["definitely-not-a-binary-xyz"])
-    warm = time.perf_counter() - start
+    # The second call is served from the per-process cache: no new probe ran.
+    assert _probe_base.cache_info().hits >= 1 and _probe_base.cache_info().misses == 1
     assert first == second
     assert first.os in ("linux", "macos", "windows") and first.python
     assert first.python_package("attrs")  # skvm depends on attrs
     assert first.has_binary("definitely-not-a-binary-xyz") is False
-    assert cold < 2.0 and warm < 0.05
     # Names only: the probe records which variables exist, never their values.
     assert all(isinstance(v, str) and "=" not in v for v in first.env_vars)
 

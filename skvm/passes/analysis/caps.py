@@ -62,7 +62,13 @@ def max_caps(caps) -> tuple[Cap, ...]:
             current = best.get(cap.primitive)
             if current is None or cap.level > current.level:
                 best[cap.primitive] = cap
-    return tuple(best[p] for p in sorted(best, key=catalog_key))
+    try:
+        # Catalog ranks are unique, so for known primitives they alone give
+        # catalog_key's order (and a dict lookup is a much cheaper sort key).
+        order = sorted(best, key=_ORDER.__getitem__)
+    except KeyError:  # a primitive outside the catalog
+        order = sorted(best, key=catalog_key)
+    return tuple(best[p] for p in order)
 
 
 def _is_canonical(caps: tuple) -> bool:

@@ -9,12 +9,12 @@ a barrier). ``parallelize`` schedules from these graphs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import attrs
 import networkx as nx
 
-from skvm.ir.operation import Effect, Module, Region
+from skvm.ir.operation import Effect, Module, Op, Region
 from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, paths_overlap
 from skvm.passes.base import Analysis
 from skvm.passes.irutil import deep_uses
@@ -38,13 +38,17 @@ def _to_graph(n: int, edges: dict[tuple[int, int], dict]) -> nx.DiGraph:
     return graph
 
 
-def region_edges(region: Region, effects: EffectsResult) -> dict[tuple[int, int], dict]:
+def region_edges(
+    region: Region, effects: EffectsResult, uses: Callable[[Op], list[str]] = deep_uses
+) -> dict[tuple[int, int], dict]:
     """The edges ``(i, j) -> {"kind": …}`` of one region's dependence graph, in insertion order.
 
     Instead of comparing every pair of ops, it keeps, per path, the last
     writer and the readers since, plus the effectful ops since the last
     unknown op (a barrier). Globs and paths only known at run time (``*``)
-    are compared against every path seen, which is rare.
+    are compared against every path seen, which is rare. ``uses`` gives the
+    values an op and its nested ops use (a caller may pass a memoized
+    :func:`~skvm.passes.irutil.deep_uses`).
     """
     ops = region.ops
     definer: dict[str, int] = {}
@@ -73,7 +77,7 @@ def region_edges(region: Region, effects: EffectsResult) -> dict[tuple[int, int]
         return hits
 
     for j, op in enumerate(ops):
-        for name in sorted(set(deep_uses(op))):
+        for name in sorted(set(uses(op))):
             i = definer.get(name)
             if i is not None:
                 edge(i, j, "def-use", value=name)
@@ -118,10 +122,37 @@ def region_edges(region: Region, effects: EffectsResult) -> dict[tuple[int, int]
     return edges
 
 
+class _LazyEdges(Mapping[str, dict[tuple[int, int], dict]]):
+    """Region path -> the region's edges, computed on first access.
+
+    ``parallelize`` only asks for the regions where some ops could move
+    (two or more ops between barriers), so most regions are never scanned.
+    """
+
+    def __init__(self, regions: dict[str, Region], effects: EffectsResult):
+        self._regions = regions
+        self._effects = effects
+        self._computed: dict[str, dict[tuple[int, int], dict]] = {}
+
+    def __getitem__(self, path: str) -> dict[tuple[int, int], dict]:
+        edges = self._computed.get(path)
+        if edges is None:
+            edges = self._computed[path] = region_edges(self._regions[path], self._effects)
+        return edges
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._regions)
+
+    def __len__(self) -> int:
+        return len(self._regions)
+
+
 class _LazyGraphs(Mapping[str, nx.DiGraph]):
     """Region path -> networkx graph, built from the edges on first access."""
 
-    def __init__(self, edges: dict[str, dict[tuple[int, int], dict]], regions: dict[str, Region]):
+    def __init__(
+        self, edges: Mapping[str, dict[tuple[int, int], dict]], regions: dict[str, Region]
+    ):
         self._edges = edges
         self._regions = regions
         self._built: dict[str, nx.DiGraph] = {}
@@ -144,12 +175,13 @@ class DepGraphResult:
     """Dependence graphs keyed by region path (``@main``, ``@main#3.0``).
 
     ``edges`` holds each region's edges (what the passes consume); ``graphs``
-    gives the same as networkx graphs, built on first access.
+    gives the same as networkx graphs. Both are computed per region on first
+    access.
     """
 
     graphs: Mapping[str, nx.DiGraph]
     regions: dict[str, Region]
-    edges: dict[str, dict[tuple[int, int], dict]] = attrs.field(factory=dict)
+    edges: Mapping[str, dict[tuple[int, int], dict]] = attrs.field(factory=dict)
 
 
 class DepGraphAnalysis(Analysis):
@@ -160,11 +192,9 @@ class DepGraphAnalysis(Analysis):
 
     def run(self, module: Module, am) -> DepGraphResult:
         effects: EffectsResult = am.get("effects", module)
-        edges: dict[str, dict[tuple[int, int], dict]] = {}
         regions: dict[str, Region] = {}
 
         def visit(path: str, region: Region) -> None:
-            edges[path] = region_edges(region, effects)
             regions[path] = region
             for i, op in enumerate(region.ops):
                 for r, inner in enumerate(op.regions):
@@ -173,6 +203,7 @@ class DepGraphAnalysis(Analysis):
         for op in module.procs():
             if op.regions:
                 visit(f"@{op.sym_name}", op.regions[0])
+        edges = _LazyEdges(regions, effects)
         return DepGraphResult(_LazyGraphs(edges, regions), regions, edges)
 
     def print(self, result: DepGraphResult, module: Module) -> str:

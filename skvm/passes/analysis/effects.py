@@ -191,11 +191,14 @@ class EffectsResult:
 
 
 def summarize(op: Op, table: dict[int, OpEffects]) -> OpEffects:
-    """Effects of ``op`` including its regions; fills ``table`` for nested ops."""
+    """Effects of ``op`` including its regions; fills ``table`` for nested ops.
+
+    Nested ops already in ``table`` are not summarized again.
+    """
     total = local_effects(op)
     for region in op.regions:
         for inner in region.ops:
-            inner_effects = table.get(id(inner)) if inner.regions else None
+            inner_effects = table.get(id(inner))
             if inner_effects is None:
                 inner_effects = summarize(inner, table)
             if inner.name == "ctl.yield":
@@ -214,6 +217,10 @@ class EffectsAnalysis(Analysis):
     def run(self, module: Module, am) -> EffectsResult:
         table: dict[int, OpEffects] = {}
         for op in module.body.ops:
+            if not op.regions and (op.name == "skill.resource" or has_trait(op, Trait.CONTEXT)):
+                # No effect (most of a skill's module level is context): not
+                # tabled, :meth:`EffectsResult.of` answers for them on demand.
+                continue
             summarize(op, table)
         return EffectsResult(table)
 

@@ -29,7 +29,7 @@ from skvm.environment import canonical_dist_name
 from skvm.ir.attributes import Keyword, SymbolRef
 from skvm.ir.operation import Module, Op
 from skvm.passes.base import Analysis
-from skvm.passes.irutil import walk_paths
+from skvm.passes.irutil import walk, walk_paths
 
 #: Interpreter binary a bundled script needs, by file extension.
 SCRIPT_INTERPRETERS: dict[str, str] = {
@@ -286,7 +286,7 @@ def requirement_binary(op: Op) -> str:
 def needed_binaries(module: Module) -> set[str]:
     """Every binary name resolve-env may ask about: requirements, env.if bin, commands."""
     names: set[str] = set()
-    for _, op in walk_paths(module):
+    for op in walk(module.body.ops):  # a set: the order of the walk does not matter
         if op.name in ("env.require", "env.bind"):
             names |= {n for k, n in requirement_keys(op) if k == "bin"}
             for alt in ("apt", "brew"):

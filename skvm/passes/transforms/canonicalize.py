@@ -35,9 +35,21 @@ def canonical_caps(caps: tuple) -> tuple:
     return tuple(Cap(p, best[p]) for p in sorted(best))
 
 
+def _is_canonical(caps: tuple) -> bool:
+    """Whether :func:`canonical_caps` would return ``caps`` unchanged (checked without building)."""
+    last = None
+    for cap in caps:
+        if not isinstance(cap, Cap) or cap.level < 0:
+            return False
+        if last is not None and cap.primitive <= last:
+            return False
+        last = cap.primitive
+    return True
+
+
 def _canonical_op(op: Op) -> Op | None:
     caps = op.attr("caps")
-    if isinstance(caps, tuple) and caps:
+    if isinstance(caps, tuple) and caps and not _is_canonical(caps):
         canonical = canonical_caps(caps)
         if canonical != caps:
             op = op.with_attrs(caps=canonical)

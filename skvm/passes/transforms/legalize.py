@@ -36,6 +36,7 @@ from skvm.ir.attributes import UNIT, Cap, SymbolRef
 from skvm.ir.operation import Module, Op, Region, Value, replace_ops_deep
 from skvm.passes.analysis.caps import MODEL_OPS, max_caps, op_caps, op_label
 from skvm.passes.base import ModulePass, PassContext, PassResult
+from skvm.passes.irutil import walk
 from skvm.passes.transforms.legalize_strategies import (
     MULTIPLYING,
     Strategy,
@@ -107,7 +108,7 @@ def _proc_names(proc: Op) -> set[str]:
     names: set[str] = set()
     for region in proc.regions:
         names.update(v.name for v in region.args)
-    for op in proc.walk():
+    for op in walk((proc,)):
         names.update(v.name for v in op.results)
         for region in op.regions:
             names.update(v.name for v in region.args)
@@ -161,8 +162,6 @@ class Rewriter:
             return []
         if all(self._fits(c) for c in needs.caps):
             return []  # fast path: legal (or unknown) everywhere
-        if needs is None:
-            return []
         out = []
         for cap in needs.caps:
             have = self.target.level(cap.primitive)
@@ -173,8 +172,7 @@ class Rewriter:
         return out
 
     def _fits(self, cap: Cap) -> bool:
-        have = self.target.level(cap.primitive)
-        return have is None or have >= cap.level
+        return _fits(self.target, cap)
 
     def note_unknown(self, op: Op) -> None:
         """Record requirements on primitives the target did not measure."""
@@ -231,6 +229,12 @@ class Rewriter:
         )
         self.remarks.append((message, op.location))
         return new_ops
+
+
+def _fits(target, cap: Cap) -> bool:
+    """Whether ``target`` reaches ``cap`` or did not measure it (unknown is not illegal)."""
+    have = target.level(cap.primitive)
+    return have is None or have >= cap.level
 
 
 def _multiplied(op: Op) -> int:
@@ -498,15 +502,20 @@ def legalize_module(module: Module, target, ctx: PassContext) -> LegalizeOutcome
 
     def legalize_proc(proc: Op) -> Op:
         nonlocal illegal_ops, unknown_total
-        namer = Namer(_proc_names(proc))
+        # The procedure's names are collected on the first rewrite (most
+        # procedures need none).
+        namer: Namer | None = None
 
         def fn(op: Op) -> Op | list[Op]:
-            nonlocal illegal_ops, unknown_total
+            nonlocal illegal_ops, unknown_total, namer
             if op.name not in MODEL_OPS and not op.has_attr("caps"):
                 return op
-            rw = Rewriter(target, namer, resources)
-            rw.note_unknown(op)
-            for cap, _ in rw.unknown:
+            needs = op_caps(op)
+            if needs is None:
+                return op
+            for cap in needs.caps:
+                if target.level(cap.primitive) is not None:
+                    continue
                 unknown_total += 1
                 engine.remark(
                     PASS,
@@ -521,8 +530,11 @@ def legalize_module(module: Module, target, ctx: PassContext) -> LegalizeOutcome
                         f"requirements on it are unknown and left as they are",
                         op.location,
                     )
-            if not rw.illegal(op):
+            if all(_fits(target, cap) for cap in needs.caps):
                 return op
+            if namer is None:
+                namer = Namer(_proc_names(proc))
+            rw = Rewriter(target, namer, resources)
             try:
                 out = rw.legalize(op, [MAX_REWRITES])
             except LegalizeFailure as failure:

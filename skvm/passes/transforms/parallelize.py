@@ -80,10 +80,12 @@ def _rename_attr(value, mapping: dict[str, str]):
 
 
 def rename_op(op: Op, mapping: dict[str, str],
-              on_region: Callable[[Region, Region], None] | None = None) -> Op:
+              on_region: Callable[[Region, Region], None] | None = None,
+              on_op: Callable[[Op, Op], None] | None = None) -> Op:
     """``op`` with defs and uses of the names in ``mapping`` renamed, deeply.
 
-    ``on_region(old, new)`` is told about every region the renaming rebuilt.
+    ``on_region(old, new)`` is told about every region the renaming rebuilt,
+    ``on_op(old, new)`` about every op.
     """
     if not mapping:
         return op
@@ -93,7 +95,8 @@ def rename_op(op: Op, mapping: dict[str, str],
     )
     attributes = _rename_attr(op.attributes, mapping)
     regions = tuple(
-        r.with_ops([rename_op(inner, mapping, on_region) for inner in r.ops]) for r in op.regions
+        r.with_ops([rename_op(inner, mapping, on_region, on_op) for inner in r.ops])
+        for r in op.regions
     )
     if on_region is not None:
         for old, new in zip(op.regions, regions):
@@ -106,9 +109,12 @@ def rename_op(op: Op, mapping: dict[str, str],
         and all(a is b for a, b in zip(regions, op.regions))
     ):
         return op
-    return attrs.evolve(
+    new_op = attrs.evolve(
         op, operands=operands, results=results, attributes=attributes, regions=regions
     )
+    if on_op is not None:
+        on_op(op, new_op)
+    return new_op
 
 
 class NameGen:
@@ -206,7 +212,7 @@ def dlp_blocker(loop: Op) -> str | None:
     iter_writes = False
     for region in loop.regions:
         for top in region.ops:
-            for op in top.walk():
+            for op in irutil.walk((top,)):
                 if op.name == "ctl.return":
                     return "the body returns from the procedure"
                 fx = local_effects(op)
@@ -282,9 +288,20 @@ class _Effects:
             self._alive.append(op)
         return found
 
+    def renamed(self, old: Op, new: Op) -> None:
+        """``new`` is ``old`` with values renamed: it has the same effects, when known.
+
+        Effects never depend on value names: a path given by a value is
+        ``*`` whatever the value is called.
+        """
+        found = self.by_op.get(id(old))
+        if found is not None and id(new) not in self.by_op:
+            self.by_op[id(new)] = found
+            self._alive.append(new)
+
 
 class _Memo:
-    """What scheduling rounds share: effects, and the regions known not to change."""
+    """What scheduling rounds share: effects, uses, and the regions known not to change."""
 
     def __init__(self, deps: DepGraphResult, effects: EffectsResult):
         self.deps = deps
@@ -292,12 +309,31 @@ class _Memo:
         #: ids of regions a round left as they were (the next round would too).
         self.stable: set[int] = set()
         self._alive: list[Region] = []
+        #: id(op) -> (op, every value it and its nested ops use); holds the op
+        #: so that its id stays its own.
+        self._uses: dict[int, tuple[Op, list[str]]] = {}
+
+    def uses(self, op: Op) -> list[str]:
+        """:func:`deep_uses` of ``op``, computed once per op object.
+
+        An op with regions is scheduled at every nesting level above it and in
+        every round, and its edges and escaping values both need its uses;
+        nested ops' lists are reused (same pre-order as :func:`deep_uses`).
+        """
+        found = self._uses.get(id(op))
+        if found is None:
+            uses = irutil.value_uses(op)
+            for region in op.regions:
+                for inner in region.ops:
+                    uses.extend(self.uses(inner))
+            found = self._uses[id(op)] = (op, uses)
+        return found[1]
 
     def edges(self, region: Region, path: str) -> Iterable[tuple[int, int]]:
         """The dependence edges of ``region`` (the analysis's when it is that region)."""
         if self.deps.regions.get(path) is region:
             return self.deps.edges[path]
-        return region_edges(region, self.effects)
+        return region_edges(region, self.effects, self.uses)
 
     def mark_stable(self, region: Region) -> None:
         """Remember that scheduling ``region`` changed nothing."""
@@ -329,7 +365,7 @@ class _Scheduler:
     # -- classification ------------------------------------------------------------
     def _barrier(self, i: int) -> bool:
         op = self._orig[i]
-        if op.name in BARRIER_OPS or op.traits & Trait.TERMINATOR:
+        if op.name in BARRIER_OPS or irutil.has_trait(op, Trait.TERMINATOR):
             return True
         fx = self.effects.of(op)
         return fx.unknown or Effect.CONTROL in fx.kinds
@@ -369,8 +405,7 @@ class _Scheduler:
         self._orig = region.ops
         if len(ops) < 2:
             return region.with_ops(ops)
-        edges = self.memo.edges(region, path)
-        return region.with_ops(self._schedule(ops, edges, path))
+        return region.with_ops(self._schedule(ops, region, path))
 
     def _dlp(self, loop: Op) -> Op:
         why = dlp_blocker(loop)
@@ -392,18 +427,8 @@ class _Scheduler:
             loop.pos,
         )
 
-    def _schedule(self, ops: list[Op], edges: Iterable[tuple[int, int]], path: str) -> list[Op]:
+    def _schedule(self, ops: list[Op], region: Region, path: str) -> list[Op]:
         n = len(ops)
-        # Uses of each name by any op of the region, to find values escaping a group.
-        use_count: dict[str, int] = {}
-        uses_of: list[list[str]] = []
-        for op in ops:
-            u = deep_uses(op)
-            uses_of.append(u)
-            for name in u:
-                use_count[name] = use_count.get(name, 0) + 1
-        self._uses_of = uses_of
-        self._use_count = use_count
         segment_of = [-1] * n
         segments: list[list[int]] = []
         for i, op in enumerate(ops):
@@ -415,8 +440,19 @@ class _Scheduler:
             else:
                 segment_of[i] = len(segments)
                 segments.append([i])
-        if not segments:
-            return ops
+        if all(len(seg) < 2 for seg in segments):
+            return ops  # nothing can move: every op stays where it is
+        # Uses of each name by any op of the region, to find values escaping a group.
+        use_count: dict[str, int] = {}
+        uses_of: list[list[str]] = []
+        for op in ops:
+            u = self.memo.uses(op)
+            uses_of.append(u)
+            for name in u:
+                use_count[name] = use_count.get(name, 0) + 1
+        self._uses_of = uses_of
+        self._use_count = use_count
+        edges = self.memo.edges(region, path)
         # Edges inside each segment (edges never leave a segment's index range
         # the wrong way: i < j always).
         succ: dict[int, list[int]] = {}
@@ -567,7 +603,9 @@ class _Scheduler:
                 v for v in defined
                 if self._use_count.get(v.name, 0) > inner_uses.get(v.name, 0)
             ]
-            new_body = [rename_op(op, mapping, self.memo.renamed) for op in body]
+            new_body = [
+                rename_op(op, mapping, self.memo.renamed, self.effects.renamed) for op in body
+            ]
             new_body.append(Op.build("ctl.yield", [mapping[v.name] for v in escaping]))
             regions.append(Region(new_body))
             results.extend(escaping)

@@ -44,6 +44,7 @@ from skvm.ir.attributes import DictAttr, Keyword, ValueRef
 from skvm.ir.operation import Module, Op, Region, replace_ops_deep
 from skvm.passes.analysis.env_usage import needed_binaries, requirement_binary
 from skvm.passes.base import ModulePass, PassContext, PassResult
+from skvm.passes.irutil import value_uses
 
 PASS = "resolve-env"
 
@@ -429,7 +430,7 @@ def _rename_attr(value: Any, renames: dict[str, str]) -> Any:
 
 
 def _rename_op(op: Op, renames: dict[str, str]) -> Op:
-    if not any(name in renames for name in op.uses()):
+    if not any(name in renames for name in value_uses(op)):
         return op
     attributes = DictAttr(tuple((k, _rename_attr(v, renames)) for k, v in op.attributes.items))
     operands = tuple(renames.get(n, n) for n in op.operands)
@@ -498,7 +499,10 @@ def fold_env_ifs(module: Module, env: Environment, ctx: PassContext) -> tuple[Mo
     procs = {id(op) for op in module.body.ops if op.name == "skill.proc"}
     top_ops: list[Op] = []
     for op in module.body.ops:
-        top_ops.extend([op] if id(op) in procs else top.region(Region((op,))).ops)
+        if id(op) in procs or (op.name != "env.if" and not op.regions):
+            top_ops.append(op)  # nothing to fold in it
+        else:
+            top_ops.extend(top.region(Region((op,))).ops)
     total = top.folded
     new_ops: list[Op] = []
     for op in top_ops:
