@@ -10,6 +10,7 @@ types in attribute position (``!text``) and dictionaries.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Mapping
 from typing import Any, Union
 
@@ -113,8 +114,8 @@ Attribute = Union[
 _SCALARS = frozenset({str, int, float, bool})
 
 
-def _key(item: tuple[str, Any]) -> str:
-    return item[0]
+#: The key of a dictionary entry (``itemgetter``: no Python call per entry sorted).
+_key = operator.itemgetter(0)
 
 
 def to_attr(value: Any) -> Attribute:
@@ -157,10 +158,17 @@ def walk_attr(value: Attribute) -> Iterator[Attribute]:
     """Yield ``value`` and every attribute nested inside it."""
     yield value
     if isinstance(value, tuple):
-        for v in value:
-            yield from walk_attr(v)
+        children: Iterator[Attribute] = iter(value)
     elif isinstance(value, DictAttr):
-        for _, v in value.items:
+        children = (v for _, v in value.items)
+    else:
+        return
+    for v in children:
+        # Leaves are yielded directly: a nested generator per string of an
+        # argv would cost more than the walk itself.
+        if type(v) in _SCALARS:
+            yield v
+        else:
             yield from walk_attr(v)
 
 

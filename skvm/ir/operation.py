@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
 from skvm.diagnostics import Location
-from skvm.ir.attributes import Attribute, DictAttr, SymbolRef, ValueRef, to_attr, walk_attr
+from skvm.ir.attributes import Attribute, DictAttr, SymbolRef, ValueRef, to_attr
 from skvm.ir.types import Type
 
 
@@ -73,6 +74,20 @@ class Effect(enum.Flag):
 _SCALAR_TYPES = frozenset({str, int, float, bool})
 
 
+def _collect_refs(value: Any, kind: type, out: list[str]) -> None:
+    """Append the names of the ``kind`` references in ``value`` (pre-order, as ``walk_attr``)."""
+    if isinstance(value, kind):
+        out.append(value.name)
+    elif isinstance(value, tuple):
+        for item in value:
+            if type(item) not in _SCALAR_TYPES:
+                _collect_refs(item, kind, out)
+    elif isinstance(value, DictAttr):
+        for _, item in value.items:
+            if type(item) not in _SCALAR_TYPES:
+                _collect_refs(item, kind, out)
+
+
 def _sorted_attrs(value: Any) -> DictAttr:
     if isinstance(value, DictAttr):
         return value
@@ -89,7 +104,7 @@ class Region:
     def with_ops(self, ops: Sequence[Op]) -> Region:
         """This region with ``ops`` instead (identity when unchanged)."""
         ops = tuple(ops)
-        if len(ops) == len(self.ops) and all(a is b for a, b in zip(ops, self.ops)):
+        if len(ops) == len(self.ops) and all(map(operator.is_, ops, self.ops)):
             return self
         return attrs.evolve(self, ops=ops)
 
@@ -157,12 +172,13 @@ class Op:
     ) -> Op:
         """Build an op of the class registered for ``name``."""
         cls = OP_REGISTRY.get(name, UnregisteredOp)
+        # The field converters make the tuples and the sorted DictAttr.
         return cls(
             name=name,
-            operands=tuple(operands),
-            results=tuple(results),
-            attributes=_sorted_attrs(attributes),
-            regions=tuple(regions),
+            operands=operands,
+            results=results,
+            attributes=attributes,
+            regions=regions,
             loc=loc,
             pos=pos,
         )
@@ -198,24 +214,19 @@ class Op:
 
     def uses(self) -> tuple[str, ...]:
         """Every value this op uses directly: operands and ``%x`` inside attributes."""
-        refs = list(self.operands)
+        refs: list[str] = []
         for _, value in self.attributes.items:
-            if type(value) in _SCALAR_TYPES:
-                continue
-            for a in walk_attr(value):
-                if isinstance(a, ValueRef):
-                    refs.append(a.name)
-        return tuple(refs)
+            if type(value) not in _SCALAR_TYPES:
+                _collect_refs(value, ValueRef, refs)
+        # Most ops have no value inside their attributes: their uses are the operands.
+        return self.operands + tuple(refs) if refs else self.operands
 
     def symbol_uses(self) -> tuple[str, ...]:
         """Every symbol referenced from this op's attributes (``@x``)."""
         refs: list[str] = []
         for key, value in self.attributes.items:
-            if key == "sym_name":
-                continue
-            for a in walk_attr(value):
-                if isinstance(a, SymbolRef):
-                    refs.append(a.name)
+            if key != "sym_name" and type(value) not in _SCALAR_TYPES:
+                _collect_refs(value, SymbolRef, refs)
         return tuple(refs)
 
     def walk(self) -> Iterator[Op]:
@@ -239,9 +250,7 @@ class Op:
     def with_regions(self, regions: Sequence[Region]) -> Op:
         """A copy with other regions (identity when unchanged)."""
         regions = tuple(regions)
-        if len(regions) == len(self.regions) and all(
-            a is b for a, b in zip(regions, self.regions)
-        ):
+        if len(regions) == len(self.regions) and all(map(operator.is_, regions, self.regions)):
             return self
         return attrs.evolve(self, regions=regions)
 
@@ -357,16 +366,18 @@ class Module:
         return attrs.evolve(self, body=body)
 
 
-_TRAITS: dict[tuple[type, Trait], bool] = {}
+#: op class -> its traits as plain int bits. Flag-enum operators, ``.value``
+#: and even hashing a member run Python code; ``_value_`` is the member's
+#: stored int, so a test is one dictionary lookup and one ``&``.
+_TRAIT_BITS: dict[type, int] = {}
 
 
 def has_trait(op: Op, trait: Trait) -> bool:
-    """Whether ``op``'s class has ``trait`` (cached per class: enum flag tests are slow)."""
-    key = (type(op), trait)
-    found = _TRAITS.get(key)
-    if found is None:
-        found = _TRAITS[key] = bool(op.traits & trait)
-    return found
+    """Whether ``op``'s class has ``trait`` (any of them, for a combination)."""
+    bits = _TRAIT_BITS.get(type(op))
+    if bits is None:
+        bits = _TRAIT_BITS[type(op)] = op.traits._value_
+    return bits & trait._value_ != 0
 
 
 def count_ops(module: Module) -> int:

@@ -9,6 +9,7 @@ unless ``generic=True``; unregistered ops always print generically.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from skvm.ir.attributes import (
@@ -43,43 +44,72 @@ def quote_string(text: str) -> str:
     return '"' + _NEEDS_ESCAPE.sub(_escape_char, text) + '"'
 
 
+def _is_ascii_identifier(text: str) -> bool:
+    # Every bare-word pattern above accepts an ASCII identifier; testing for
+    # one first is much cheaper than a regex match, and most names are one.
+    return text.isascii() and text.isidentifier()
+
+
 def symbol_text(name: str) -> str:
     """Spell a symbol reference (``@name`` or ``@"odd name"``)."""
-    return "@" + (name if _BARE_NAME.match(name) else quote_string(name))
+    bare = _is_ascii_identifier(name) or _BARE_NAME.match(name)
+    return "@" + (name if bare else quote_string(name))
 
 
 def value_text(name: str) -> str:
     """Spell a value name (``%name`` or ``%"odd name"``)."""
-    return "%" + (name if _BARE_VALUE.match(name) else quote_string(name))
+    bare = _is_ascii_identifier(name) or _BARE_VALUE.match(name)
+    return "%" + (name if bare else quote_string(name))
 
 
 def key_text(key: str) -> str:
     """Spell an attribute key, quoting it when it is not a bare identifier."""
-    if _BARE_KEY.match(key) and key not in RESERVED:
+    if (_is_ascii_identifier(key) or _BARE_KEY.match(key)) and key not in RESERVED:
         return key
     return quote_string(key)
 
 
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _float_text(value: float) -> str:
+    text = repr(value)
+    if "e" in text or "E" in text:
+        mantissa, _, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        return f"{mantissa}e{exponent}"
+    if "inf" in text or "nan" in text:
+        raise ValueError(f"float attribute {text} has no textual form")
+    return text
+
+
+def _array_text(value: tuple) -> str:
+    return "[" + ", ".join([attr_text(v) for v in value]) + "]"
+
+
 def attr_text(value: Any) -> str:
     """Print an attribute value."""
+    spell = _SPELLING.get(type(value))
+    if spell is not None:
+        return spell(value)
+    return _attr_text_by_kind(value)
+
+
+def _attr_text_by_kind(value: Any) -> str:
+    # Subclasses of the attribute types (an IntEnum, a str subclass) are
+    # spelled by the first kind they belong to, in this order.
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return _bool_text(value)
     if isinstance(value, str):
         return quote_string(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        text = repr(value)
-        if "e" in text or "E" in text:
-            mantissa, _, exponent = text.partition("e")
-            if "." not in mantissa:
-                mantissa += ".0"
-            return f"{mantissa}e{exponent}"
-        if "inf" in text or "nan" in text:
-            raise ValueError(f"float attribute {text} has no textual form")
-        return text
+        return _float_text(value)
     if isinstance(value, tuple):
-        return "[" + ", ".join(attr_text(v) for v in value) + "]"
+        return _array_text(value)
     if isinstance(value, DictAttr):
         return dict_text(value)
     if isinstance(value, SymbolRef):
@@ -97,7 +127,7 @@ def attr_text(value: Any) -> str:
     raise TypeError(f"cannot print attribute of type {type(value).__name__}")
 
 
-def dict_text(d: DictAttr, skip: frozenset[str] = frozenset()) -> str:
+def dict_text(d: DictAttr, skip: Collection[str] = ()) -> str:
     """Print a dictionary ``{k = v, flag}``; empty string when nothing is left."""
     parts = []
     for key, value in d.items:
@@ -110,6 +140,24 @@ def dict_text(d: DictAttr, skip: frozenset[str] = frozenset()) -> str:
     if not parts:
         return ""
     return "{" + ", ".join(parts) + "}"
+
+
+#: Exact attribute type -> its spelling: one dictionary lookup instead of a
+#: chain of isinstance tests for every value printed.
+_SPELLING: dict[type, Any] = {
+    bool: _bool_text,
+    str: quote_string,
+    int: str,
+    float: _float_text,
+    tuple: _array_text,
+    DictAttr: dict_text,
+    SymbolRef: lambda value: symbol_text(value.name),
+    ValueRef: lambda value: value_text(value.name),
+    Keyword: lambda value: value.name,
+    Cap: str,
+    TypeAttr: lambda value: "!" + str(value.type),
+    UnitAttr: lambda value: "unit",
+}
 
 
 def loc_text(op: Op) -> str:
@@ -163,7 +211,7 @@ class Printer:
     def _results_prefix(self, op: Op) -> str:
         if not op.results:
             return ""
-        return ", ".join(value_text(v.name) for v in op.results) + " = "
+        return ", ".join([value_text(v.name) for v in op.results]) + " = "
 
     def _custom(self, op: Op, depth: int, pad: str) -> None:
         parts = [self._results_prefix(op) + op.name]
@@ -177,14 +225,14 @@ class Printer:
             parts.append(attr_text(value))
             shown.add(name)
         if op.operands:
-            parts.append("(" + ", ".join(value_text(n) for n in op.operands) + ")")
-        rest = dict_text(op.attributes, frozenset(shown))
+            parts.append("(" + ", ".join([value_text(n) for n in op.operands]) + ")")
+        rest = dict_text(op.attributes, shown)
         if rest:
             parts.append(rest)
         head = " ".join(parts)
         tail = ""
         if op.results:
-            tail = " : " + ", ".join(str(v.type) for v in op.results)
+            tail = " : " + ", ".join([str(v.type) for v in op.results])
         tail += loc_text(op)
         if not op.regions:
             self.lines.append(pad + head + tail)

@@ -9,6 +9,7 @@ import attrs
 
 #: Names of the types that take no parameter.
 SIMPLE_TYPE_NAMES = ("text", "path", "json", "bool", "int", "any")
+_SIMPLE_TYPE_SET = frozenset(SIMPLE_TYPE_NAMES)
 
 
 @attrs.frozen
@@ -23,12 +24,12 @@ class Type:
     param: Type | str | None = None
 
     def __str__(self) -> str:
-        from skvm.ir.printer import quote_string
-
         if self.param is None:
             return self.name
         if isinstance(self.param, Type):
             return f"{self.name}<{self.param}>"
+        from skvm.ir.printer import quote_string  # the printer imports this module
+
         return f"{self.name}<{quote_string(self.param)}>"
 
     @property
@@ -88,7 +89,7 @@ def element_type(collection: Type) -> Type:
 
 def validate_type(t: Type) -> str | None:
     """Return an error message when ``t`` is not a well-formed type."""
-    if t.name in SIMPLE_TYPE_NAMES:
+    if t.name in _SIMPLE_TYPE_SET:
         if t.param is None:
             return None
         if t.name == "json" and isinstance(t.param, str):

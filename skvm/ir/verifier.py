@@ -20,10 +20,13 @@ What is checked:
 
 from __future__ import annotations
 
+import sys
+
+from skvm.capabilities import is_primitive, suggest
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
-from skvm.ir.attributes import Cap, SymbolRef, TypeAttr, walk_attr
+from skvm.ir.attributes import Cap, DictAttr, SymbolRef, TypeAttr
 from skvm.ir.dialects import COMMON_ATTR_CHECKS
-from skvm.ir.operation import Module, Op, Region, Trait, VerifyContext, has_trait
+from skvm.ir.operation import Module, Op, Region, Trait, VerifyContext
 from skvm.ir.types import Type, is_assignable, validate_type
 
 #: Attribute values with nothing nested in them.
@@ -45,11 +48,12 @@ _SYMBOL_KIND = {
 }
 
 
-def _count_ok(spec, n: int) -> bool:
+def _bounds(spec: int | tuple[int, int | None]) -> tuple[int, int]:
+    """A count spec as inclusive (low, high) bounds, unbounded as ``sys.maxsize``."""
     if isinstance(spec, int):
-        return n == spec
+        return spec, spec
     low, high = spec
-    return n >= low and (high is None or n <= high)
+    return low, sys.maxsize if high is None else high
 
 
 def _count_text(spec) -> str:
@@ -63,6 +67,53 @@ def _count_text(spec) -> str:
     return f"{low} to {high}"
 
 
+class _OpSpec:
+    """The declarative part of an op class, resolved once for the verifier.
+
+    Op classes carry their definition as class attributes (flag enums, count
+    specs, two check tables); reading and combining those for every op was
+    most of the verifier's time, so each class's answers are computed once.
+    """
+
+    __slots__ = (
+        "allowed_at_module_level",
+        "checks",
+        "has_hook",
+        "module_level_only",
+        "operands",
+        "regions",
+        "registered",
+        "required_attrs",
+        "results",
+        "terminator",
+    )
+
+    def __init__(self, cls: type[Op]):
+        self.registered = cls.registered
+        self.operands = _bounds(cls.operand_count)
+        self.results = _bounds(cls.result_count)
+        self.regions = _bounds(cls.region_count)
+        self.required_attrs = cls.required_attrs
+        # The op's own checker wins over the common provenance one.
+        self.checks = dict(COMMON_ATTR_CHECKS)
+        self.checks.update((key, check) for key, check in cls.attr_checks.items() if check)
+        self.allowed_at_module_level = bool(cls.traits & (Trait.MODULE_LEVEL | Trait.CONTEXT))
+        self.module_level_only = bool(cls.traits & Trait.MODULE_LEVEL)
+        self.terminator = bool(cls.traits & Trait.TERMINATOR)
+        self.has_hook = cls.verify_op is not Op.verify_op
+
+
+#: op class -> its resolved definition (op classes are defined once per process).
+_SPECS: dict[type, _OpSpec] = {}
+
+
+def _spec_of(cls: type[Op]) -> _OpSpec:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = _SPECS[cls] = _OpSpec(cls)
+    return spec
+
+
 class Verifier:
     """Walks a module once and collects diagnostics."""
 
@@ -72,6 +123,9 @@ class Verifier:
         self.diagnostics: list[Diagnostic] = []
         self.ctx = VerifyContext(module, self._report)
         self.symbols: dict[str, Op] = {}
+        #: ids of ops whose own checks (shape, attributes, symbol references)
+        #: are known to pass; see :func:`verify_changed`.
+        self.own_known_good: frozenset[int] = frozenset()
 
     # ---- reporting ---------------------------------------------------------------
     def _report(self, op: Op | None, message: str) -> None:
@@ -83,12 +137,17 @@ class Verifier:
         self._report(op, message)
 
     # ---- entry -----------------------------------------------------------------------
-    def run(self, known_good: frozenset[int] = frozenset()) -> list[Diagnostic]:
+    def run(
+        self, known_good: frozenset[int] = frozenset(), own_known_good: frozenset[int] = frozenset()
+    ) -> list[Diagnostic]:
         """Verify the module; return every diagnostic.
 
-        Top-level ops whose ``id`` is in ``known_good`` are not re-verified
-        (see :func:`verify_changed`).
+        Top-level ops whose ``id`` is in ``known_good`` are not re-verified;
+        ops whose ``id`` is in ``own_known_good`` skip the checks that
+        depend on the op alone and the module's symbols (see
+        :func:`verify_changed`).
         """
+        self.own_known_good = own_known_good
         self._collect_symbols()
         for op in self.module.body.ops:
             if id(op) in known_good:
@@ -107,19 +166,19 @@ class Verifier:
             self.symbols[name] = op
 
     def _verify_module_level(self, op: Op) -> None:
+        spec = _spec_of(type(op))
         if not (
-            has_trait(op, Trait.MODULE_LEVEL | Trait.CONTEXT)
-            or op.name in _MODULE_LEVEL_ALLOWED
-            or not op.registered
+            spec.allowed_at_module_level or op.name in _MODULE_LEVEL_ALLOWED or not spec.registered
         ):
             self.error(op, f"'{op.name}' must be inside a procedure, not at skill level")
         if op.name == "skill.proc":
-            self._verify_proc(op)
+            self._verify_proc(op, spec)
             return
-        self._verify_op(op, scope={}, defined=set(), parent=None, in_proc=None)
+        self._verify_op(op, spec, scope={}, defined=set(), parent=None, in_proc=None)
 
-    def _verify_proc(self, proc: Op) -> None:
-        self._verify_op_shape(proc)
+    def _verify_proc(self, proc: Op, spec: _OpSpec) -> None:
+        if id(proc) not in self.own_known_good:
+            self._verify_own(proc, spec)
         if len(proc.regions) != 1:
             return
         body = proc.regions[0]
@@ -146,26 +205,35 @@ class Verifier:
     def _verify_region(
         self, region: Region, scope: dict, defined: set, parent: Op, in_proc: Op | None
     ) -> None:
-        count = len(region.ops)
+        last = len(region.ops) - 1
         for index, op in enumerate(region.ops):
-            if has_trait(op, Trait.TERMINATOR) and index != count - 1:
+            spec = _spec_of(type(op))
+            if spec.terminator and index != last:
                 self.error(op, f"'{op.name}' must be the last op of its region")
-            self._verify_op(op, scope, defined, parent, in_proc)
+            self._verify_op(op, spec, scope, defined, parent, in_proc)
 
     def _verify_op(
-        self, op: Op, scope: dict, defined: set, parent: Op | None, in_proc: Op | None
+        self,
+        op: Op,
+        spec: _OpSpec,
+        scope: dict,
+        defined: set,
+        parent: Op | None,
+        in_proc: Op | None,
     ) -> None:
-        self._verify_op_shape(op)
-        if in_proc is not None and has_trait(op, Trait.MODULE_LEVEL):
+        if id(op) not in self.own_known_good:
+            self._verify_own(op, spec)
+        if in_proc is not None and spec.module_level_only:
             self.error(op, f"'{op.name}' is only allowed at skill level")
         # Uses.
-        for name in op.uses():
+        uses = op.uses()
+        for name in uses:
             if name not in scope:
                 if name in defined:
                     self.error(op, f"value %{name} is used out of its scope")
                 else:
                     self.error(op, f"use of undefined value %{name}")
-        if in_proc is None and op.uses():
+        if in_proc is None and uses:
             self.error(op, "values can only be used inside a procedure")
         # Terminator placement.
         if op.name == "ctl.yield" and (parent is None or parent.name not in _YIELDING_PARENTS):
@@ -173,8 +241,9 @@ class Verifier:
         if op.name == "ctl.return":
             self._verify_return(op, scope, in_proc)
         # Op-specific hook, with the types of visible values.
-        self.ctx.value_types = scope
-        op.verify_op(self.ctx)
+        if spec.has_hook:
+            self.ctx.value_types = scope
+            op.verify_op(self.ctx)
         # Regions: each sees the enclosing scope plus its own arguments.
         for region in op.regions:
             inner = dict(scope)
@@ -204,35 +273,41 @@ class Verifier:
             if have is not None and not is_assignable(have, want):
                 self.error(op, f"ctl.return of %{name}: type {have} does not match result type {want}")
 
-    # ---- per-op shape ----------------------------------------------------------------
-    def _verify_op_shape(self, op: Op) -> None:
-        if not op.registered:
+    # ---- per-op checks ---------------------------------------------------------------
+    def _verify_own(self, op: Op, spec: _OpSpec) -> None:
+        """The checks that depend only on ``op`` itself and the module's symbols."""
+        if not spec.registered:
             if not self.allow_unregistered:
                 self.error(op, f"unknown op '{op.name}' (use --allow-unregistered to accept it)")
             self._verify_attributes_common(op)
             return
-        if not _count_ok(op.operand_count, len(op.operands)):
+        low, high = spec.operands
+        if not low <= len(op.operands) <= high:
             self.error(
                 op,
                 f"'{op.name}' takes {_count_text(op.operand_count)} operand(s), "
                 f"got {len(op.operands)}",
             )
-        if not _count_ok(op.result_count, len(op.results)):
+        low, high = spec.results
+        if not low <= len(op.results) <= high:
             self.error(
                 op,
                 f"'{op.name}' produces {_count_text(op.result_count)} result(s), "
                 f"got {len(op.results)}",
             )
-        if not _count_ok(op.region_count, len(op.regions)):
+        low, high = spec.regions
+        if not low <= len(op.regions) <= high:
             self.error(
                 op,
                 f"'{op.name}' has {_count_text(op.region_count)} region(s), got {len(op.regions)}",
             )
-        for key in op.required_attrs:
-            if key not in op.attributes:
+        attributes = op.attributes
+        for key in spec.required_attrs:
+            if key not in attributes:
                 self.error(op, f"'{op.name}' requires attribute '{key}'")
-        for key, value in op.attributes.items:
-            check = op.attr_checks.get(key) or COMMON_ATTR_CHECKS.get(key)
+        checks = spec.checks
+        for key, value in attributes.items:
+            check = checks.get(key)
             if check is not None:
                 problem = check(value)
                 if problem:
@@ -240,32 +315,40 @@ class Verifier:
         self._verify_attributes_common(op)
 
     def _verify_attributes_common(self, op: Op) -> None:
-        from skvm.capabilities import is_primitive, suggest
-
         for key, value in op.attributes.items:
-            if type(value) in _SCALAR_TYPES:
-                continue  # nothing nested to check
-            for item in walk_attr(value):
-                if isinstance(item, Cap):
-                    if not is_primitive(item.primitive):
-                        hint = suggest(item.primitive)
-                        extra = f"; did you mean {hint[0]}?" if hint else ""
-                        self.error(op, f"unknown capability primitive '{item.primitive}'{extra}")
-                    if not 0 <= item.level <= 3:
-                        self.error(op, f"capability level L{item.level} is not in L0..L3")
-                elif isinstance(item, TypeAttr):
-                    problem = validate_type(item.type)
-                    if problem:
-                        self.error(op, f"attribute '{key}': {problem}")
-                elif isinstance(item, SymbolRef) and key != "sym_name":
-                    target = self.symbols.get(item.name)
-                    if target is None:
-                        self.error(op, f"reference to undefined symbol @{item.name}")
-                        continue
-                    want = _SYMBOL_KIND.get((op.name, key))
-                    if want is not None and target.name not in want:
-                        what = " or ".join(w.split(".")[1] for w in want)
-                        self.error(op, f"@{item.name} is not a {what}")
+            if type(value) not in _SCALAR_TYPES:  # scalars hold nothing to check
+                self._verify_nested(op, key, value)
+
+    def _verify_nested(self, op: Op, key: str, value: object) -> None:
+        """Check the capabilities, types and symbol references in ``value``, pre-order."""
+        if isinstance(value, tuple):
+            for item in value:
+                if type(item) not in _SCALAR_TYPES:
+                    self._verify_nested(op, key, item)
+        elif isinstance(value, DictAttr):
+            for _, item in value.items:
+                if type(item) not in _SCALAR_TYPES:
+                    self._verify_nested(op, key, item)
+        elif isinstance(value, Cap):
+            if not is_primitive(value.primitive):
+                hint = suggest(value.primitive)
+                extra = f"; did you mean {hint[0]}?" if hint else ""
+                self.error(op, f"unknown capability primitive '{value.primitive}'{extra}")
+            if not 0 <= value.level <= 3:
+                self.error(op, f"capability level L{value.level} is not in L0..L3")
+        elif isinstance(value, TypeAttr):
+            problem = validate_type(value.type)
+            if problem:
+                self.error(op, f"attribute '{key}': {problem}")
+        elif isinstance(value, SymbolRef) and key != "sym_name":
+            target = self.symbols.get(value.name)
+            if target is None:
+                self.error(op, f"reference to undefined symbol @{value.name}")
+                return
+            want = _SYMBOL_KIND.get((op.name, key))
+            if want is not None and target.name not in want:
+                what = " or ".join(w.split(".")[1] for w in want)
+                self.error(op, f"@{value.name} is not a {what}")
 
 
 def verify(module: Module, allow_unregistered: bool = False) -> list[Diagnostic]:
@@ -297,15 +380,30 @@ def verify_changed(
 ) -> list[Diagnostic]:
     """Verify ``module`` knowing ``verified`` (from which it was derived) was valid.
 
-    IR is immutable, so a top-level op that is the very object of the valid
-    module is still valid when nothing it may depend on outside itself (the
-    symbols and procedure signatures) changed; only the other ops are checked.
-    Otherwise everything is verified.
+    IR is immutable, so an op that is the very object of the valid module is
+    still valid as far as the op itself is concerned when nothing it may
+    depend on outside itself (the symbols and procedure signatures) changed.
+    Then a top-level op taken over unchanged is not checked at all; inside a
+    rebuilt top-level op, ops taken over from the valid module skip their
+    own checks (counts, attributes, symbol references) but not the ones that
+    depend on where they now stand (scopes, value types, placement). When the
+    symbols changed, everything is verified.
     """
     if symbol_signature(module) != symbol_signature(verified):
         return verify(module, allow_unregistered)
-    known_good = frozenset(id(op) for op in verified.body.ops)
-    return Verifier(module, allow_unregistered).run(known_good)
+    kept = frozenset(id(op) for op in module.body.ops)
+    known_good = frozenset(id(op) for op in verified.body.ops if id(op) in kept)
+    # ``verified`` is alive for the whole call, so no id below can be reused
+    # by an op of ``module`` that is not the very same object. Unregistered
+    # ops are left out: whether they pass depends on ``allow_unregistered``.
+    own_known_good = frozenset(
+        id(inner)
+        for op in verified.body.ops
+        if id(op) not in known_good
+        for inner in op.walk()
+        if inner.registered
+    )
+    return Verifier(module, allow_unregistered).run(known_good, own_known_good)
 
 
 def verify_or_raise(module: Module, allow_unregistered: bool = False) -> None:
