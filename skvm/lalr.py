@@ -8,7 +8,7 @@ errors, with reduce actions pre-resolved to ``(size, goto name, callback)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lark import Lark, Token
@@ -38,22 +38,31 @@ class LalrDriver:
         self.states: dict = {}
         for state, actions in table.states.items():
             compiled = {}
+            # Lark names rules with Tokens, a str subclass whose __eq__ is Python
+            # code: plain str keys and goto names keep every lookup in C.
             for term, (action, arg) in actions.items():
                 if action is Shift:
-                    compiled[term] = (True, arg)
+                    compiled[str(term)] = (True, arg)
                 else:
-                    compiled[term] = (False, (len(arg.expansion), arg.origin.name, callbacks[arg]))
+                    rule = (len(arg.expansion), str(arg.origin.name), callbacks[arg])
+                    compiled[str(term)] = (False, rule)
             self.states[state] = compiled
 
     def parse(self, text: str, start: str) -> Any:
-        """Parse ``text`` from start rule ``start``."""
+        """Parse ``text``, lexed by the Lark parser's lexer, from start rule ``start``."""
         from lark.lexer import LexerState, TextSlice
 
+        return self.parse_tokens(self._tokens(LexerState(TextSlice(text, 0, len(text)))), start)
+
+    def parse_tokens(self, tokens: Iterable[Token], start: str) -> Any:
+        """Parse ``tokens`` (objects with a ``type``) ending with one of type ``$END``.
+
+        For a caller with a lexer of its own for the grammar's terminals.
+        """
         states = self.states
         end_state = self.end_states[start]
         state_stack = [self.start_states[start]]
         value_stack: list = []
-        tokens = self._tokens(LexerState(TextSlice(text, 0, len(text))))
         for token in tokens:
             kind = token.type
             while True:

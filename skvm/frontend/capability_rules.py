@@ -198,6 +198,40 @@ ALL_NEEDLES: tuple[str, ...] = tuple(
 )
 
 
+def _trie_pattern(words: Iterable[str]) -> str:
+    """A regex matching the longest of ``words`` that starts where it is tried.
+
+    The words are merged into a trie, so trying the regex at a position costs
+    one branch per character instead of one attempt per word; at each node the
+    longer continuations are tried first (greedy ``?``).
+    """
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def pattern(node: dict) -> str:
+        branches = [re.escape(ch) + pattern(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern(trie)
+
+
+#: Finds, at every position, the longest needle starting there (a lookahead,
+#: so overlapping needles are all seen).
+_NEEDLE_SCAN = re.compile("(?=(" + _trie_pattern(ALL_NEEDLES) + "))")
+#: The needles a needle starts with (itself included): where the longest needle
+#: at a position starts, each of these starts too.
+_NEEDLE_PREFIXES: dict[str, frozenset[str]] = {
+    needle: frozenset(n for n in ALL_NEEDLES if needle.startswith(n)) for needle in ALL_NEEDLES
+}
+
+
 #: Rule indices by needle, and the rules without needles (always tried).
 _RULES_BY_NEEDLE: dict[str, tuple[int, ...]] = {
     needle: tuple(i for i, rule in enumerate(CAP_RULES) if rule.needles and needle in rule.needles)
@@ -214,7 +248,8 @@ class _Text:
     def __init__(self, text: str):
         self.text = text
         self.low = text.lower()
-        self.present = frozenset(n for n in ALL_NEEDLES if n in self.low) if text else frozenset()
+        longest = set(_NEEDLE_SCAN.findall(self.low)) if text else ()
+        self.present = frozenset().union(*(_NEEDLE_PREFIXES[n] for n in longest))
 
     def positions(self, needles: tuple[str, ...]) -> list[int]:
         """Every position where one of ``needles`` starts, in order."""

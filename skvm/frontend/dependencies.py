@@ -19,6 +19,7 @@ import ast
 import re
 import shlex
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 import attrs
@@ -121,9 +122,17 @@ def _package_words(args: str) -> Iterator[tuple[str, int]]:
         yield bare, offset
 
 
+#: A word every match of an install pattern contains ("pnpm" holds "npm").
+_INSTALL_WORDS = ("pip", "uv", "npm", "npx", "yarn", "apt", "brew", "cargo", "go")
+
+
 def install_requirements(text: str) -> list[Requirement]:
     """Requirements named by install commands in ``text``."""
     found: list[Requirement] = []
+    # Most texts name no package manager: one substring test each instead of
+    # scanning the text once per pattern.
+    if not any(word in text for word in _INSTALL_WORDS):
+        return found
     for pattern, manager in _INSTALL_PATTERNS:
         for m in pattern.finditer(text):
             evidence = m.group(0).strip()
@@ -158,6 +167,8 @@ _STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 def python_imports(code: str, local_modules: Iterable[str] = ()) -> list[Requirement]:
     """Third-party distributions imported by Python ``code`` (empty if it does not parse)."""
+    if "import" not in code:
+        return []  # no import statement to find (nor a parse worth the time)
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -168,11 +179,11 @@ def python_imports(code: str, local_modules: Iterable[str] = ()) -> list[Require
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line) + 1)
-    for node in ast.walk(tree):
+    for node in _import_statements(tree):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        elif node.level == 0 and node.module:
             names = [node.module]
         for full in names:
             top = full.split(".")[0]
@@ -184,6 +195,30 @@ def python_imports(code: str, local_modules: Iterable[str] = ()) -> list[Require
                 offset = offsets[node.lineno - 1] + node.col_offset if node.lineno <= len(lines) else 0
                 seen[dist] = Requirement("pip", dist, None, line.strip(), top, offset)
     return sorted(seen.values(), key=lambda r: r.offset)
+
+
+#: The nodes statements nest in (besides statements themselves).
+_STATEMENT_HOLDERS = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
+def _import_statements(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements of ``tree`` in :func:`ast.walk` order (breadth first).
+
+    Statements only nest in statements, except handlers and match cases, so
+    the walk skips every expression: pruning subtrees without statements keeps
+    each statement's depth and the order within a depth, hence the order
+    ``ast.walk`` gives (which decides the evidence kept for a repeated import).
+    """
+    queue = deque([tree])
+    while queue:
+        node = queue.popleft()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+            continue
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                queue.extend(child for child in value if isinstance(child, _STATEMENT_HOLDERS))
 
 
 _JS_IMPORT = re.compile(
@@ -210,6 +245,7 @@ def javascript_imports(code: str) -> list[Requirement]:
 
 
 _SEGMENT_SPLIT = re.compile(r"\|\||&&|[|;&\n]|\$\(|`")
+_PROMPT = re.compile(r"^\$\s+")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _BINARY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 #: Interpreters are requirements of their own kind, not binaries.
@@ -230,7 +266,7 @@ def invoked_binaries(command_text: str) -> list[Requirement]:
         stripped = segment.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        stripped = re.sub(r"^\$\s+", "", stripped)  # "$ cmd" prompts
+        stripped = _PROMPT.sub("", stripped)  # "$ cmd" prompts
         if any(c in stripped for c in "'\"\\#"):
             try:
                 words = shlex.split(stripped, comments=True)

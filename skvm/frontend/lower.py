@@ -31,11 +31,12 @@ in ``skill.meta``.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import shlex
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
@@ -56,7 +57,7 @@ from skvm.frontend.markdown import (
     Table,
 )
 from skvm.ir import types as T
-from skvm.ir.attributes import UNIT, DictAttr, Keyword, SymbolRef, TypeAttr
+from skvm.ir.attributes import UNIT, Cap, DictAttr, Keyword, SymbolRef, TypeAttr
 from skvm.ir.operation import Module, Op, Region, Value
 
 # ---------------------------------------------------------------------------
@@ -80,6 +81,20 @@ RULE_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
     (re.compile(r"\b(?:must|always)\b", re.IGNORECASE), "must"),
     (re.compile(r"\bSHOULD\b|\bavoid\b", re.IGNORECASE), "should"),
 )
+#: Any rule word (no rule word matches across a sentence break, so one scan
+#: of a whole text finds the sentences worth trying RULE_PATTERNS on).
+_ANY_RULE_WORD = re.compile(
+    "|".join(
+        f"(?i:{pattern.pattern})" if pattern.flags & re.IGNORECASE else f"(?:{pattern.pattern})"
+        for pattern, _severity in RULE_PATTERNS
+    )
+)
+#: The characters IGNORECASE matches to an ASCII letter that ``str.lower`` does
+#: not turn into that one letter ("ſ" matches "s"; "İ" lowers to two characters):
+#: without them, a rule word's lowercase form is in the lowercase text, at its offset.
+_CASE_FOLD_TRAPS = "\u017f\u0131\u0130"
+#: Lowercase words every rule word starts with ("MUST NOT" with "must").
+_RULE_WORD_STARTS = ("must", "never", "do not", "don't", "always", "required", "shall", "should", "avoid")
 #: Step openings that make a step conditional: (pattern, kind).
 PLATFORM_CONDITIONS: tuple[tuple[re.Pattern, str, str], ...] = (
     (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+(?:macos|mac os|os x|a mac)\b", re.IGNORECASE), "os", "macos"),
@@ -108,6 +123,13 @@ _PROMPT_TEXT_LIMIT = 20000
 _ITEM_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?")
 #: The hashes in front of a "Step N" heading.
 _HEADING_MARKER = re.compile(r"^#{1,6}[ \t]+")
+_NOT_ALNUM_RUN = re.compile(r"[^A-Za-z0-9]+")
+_SHELL_EXPANSION = re.compile(r"\$\(|`|\$\{?[A-Za-z_]")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_GLOB = re.compile(r"(?<![\w])[*?](?![\w])|\*\.|\w\*")
+_FENCE_LINE = re.compile(r"```[^\n]*|~~~[^\n]*")
+#: Lines of blanks, which ``textwrap.dedent`` empties (its own pattern).
+_WHITESPACE_ONLY_LINE = re.compile(r"^[ \t]+$", re.MULTILINE)
 #: Meta keys an export manifest's ``original`` may restore (values a target normalised).
 META_RESTORABLE = frozenset({"name", "description", "compatibility"})
 
@@ -118,7 +140,7 @@ META_RESTORABLE = frozenset({"name", "description", "compatibility"})
 
 def symbol_for(text: str, taken: set[str], prefix: str = "") -> str:
     """A symbol name derived from ``text``, unique in ``taken`` (which it updates)."""
-    base = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "x"
+    base = _NOT_ALNUM_RUN.sub("_", text).strip("_").lower() or "x"
     if prefix and not base.startswith(prefix):
         base = prefix + base
     if base[0].isdigit():
@@ -179,7 +201,7 @@ def needs_shell(command: str) -> bool:
     """Whether a command line uses shell syntax (pipes, redirections, expansions)."""
     if _SHELL_OR_QUOTE.isdisjoint(command):
         return False
-    if re.search(r"\$\(|`|\$\{?[A-Za-z_]", command):
+    if _SHELL_EXPANSION.search(command):
         return True
     try:
         lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
@@ -191,8 +213,8 @@ def needs_shell(command: str) -> bool:
         if token and all(c in "|&;<>()" for c in token):
             return True
     # Unquoted globs need the shell to expand them.
-    unquoted = re.sub(r"'[^']*'|\"[^\"]*\"", "", command)
-    return bool(re.search(r"(?<![\w])[*?](?![\w])|\*\.|\w\*", unquoted))
+    unquoted = _QUOTED.sub("", command)
+    return bool(_GLOB.search(unquoted))
 
 
 def is_concrete(command: str) -> bool:
@@ -239,6 +261,8 @@ class Lowering:
         self.lines = source.text.split("\n")
         self.symbols: set[str] = {"main"}
         self.resource_symbols: dict[str, str] = {}
+        # (path, characters that may not precede it) of the files a text can mention by name.
+        self.mentionable: list[tuple[str, str]] = []
         self.referenced: set[str] = set()
         self.warned_missing: set[str] = set()
         self.procedures: list[Procedure] = []
@@ -314,6 +338,10 @@ class Lowering:
             if not f.available:
                 attributes["missing"] = UNIT
             ops.append(Op.build("skill.resource", attributes=attributes))
+        # A bare file name must stand alone; a path may follow a placeholder ("<dir>/x/y.py").
+        self.mentionable = [
+            (rel, "_-" if "/" in rel else "/_-") for rel in self.resource_symbols if len(rel) > 3
+        ]
         return ops
 
     # -- dependencies ---------------------------------------------------------------------
@@ -397,7 +425,11 @@ class Lowering:
 
     def _source(self, first: int, last: int) -> str:
         text = "\n".join(self.lines[first - 1 : last])
-        return textwrap.dedent(text).strip("\n")
+        if text[:1] in ("", " ", "\t", "\n"):
+            return textwrap.dedent(text).strip("\n")
+        # An unindented first line leaves dedent nothing to remove but the
+        # blanks of whitespace-only lines: skip its scan of every line's indent.
+        return _WHITESPACE_ONLY_LINE.sub("", text).strip("\n")
 
     def _context(self) -> None:
         blocks = self.blocks
@@ -521,10 +553,17 @@ class Lowering:
                 self._refs_in(item.code, item.line, item.col)
 
     def _rules_in(self, text: str, line: int, col: int) -> None:
+        # Where rule words may start; a sentence with none of them cannot be a rule.
+        hits = _rule_word_starts(text)
+        if not hits:
+            return
         position = 0
         for sentence in _SENTENCE_SPLIT.split(text):
             start = text.find(sentence, position)
             position = start + len(sentence) if start >= 0 else position
+            k = bisect.bisect_left(hits, start)
+            if k == len(hits) or hits[k] >= start + len(sentence):
+                continue
             clean = sentence.strip()
             if len(clean) < 4:
                 continue
@@ -565,19 +604,18 @@ class Lowering:
     def _mentions(self, text: str) -> Iterable[tuple[str, int]]:
         seen: set[str] = set()
         found: list[tuple[int, str]] = []
-        for m in _LINK_TARGET.finditer(text):
-            target = m.group(1)
-            if "://" in target or target.startswith(("mailto:", "#")):
-                continue
-            found.append((m.start(1), target))
-        for m in _PATH_MENTION.finditer(text):
-            found.append((m.start(1), m.group(1)))
-        for rel in self.resource_symbols:
-            if len(rel) <= 3:
-                continue
+        # The substring tests skip the regex scans on the many texts without a link or a path.
+        if "](" in text:
+            for m in _LINK_TARGET.finditer(text):
+                target = m.group(1)
+                if "://" in target or target.startswith(("mailto:", "#")):
+                    continue
+                found.append((m.start(1), target))
+        if "/" in text:
+            for m in _PATH_MENTION.finditer(text):
+                found.append((m.start(1), m.group(1)))
+        for rel, boundary in self.mentionable:
             k = text.find(rel)
-            # A bare file name must stand alone; a path may follow a placeholder ("<dir>/x/y.py").
-            boundary = "_-" if "/" in rel else "/_-"
             if k >= 0 and (k == 0 or not (text[k - 1].isalnum() or text[k - 1] in boundary)):
                 found.append((k, rel))
         for offset, raw in sorted(found):
@@ -676,6 +714,22 @@ class Lowering:
         self.stream[0] = rename(self.stream[0])
 
 
+def _rule_word_starts(text: str) -> list[int]:
+    """Sorted offsets in ``text`` where a rule word may start (every one does start there)."""
+    if not text.isascii() and any(c in text for c in _CASE_FOLD_TRAPS):
+        return [m.start() for m in _ANY_RULE_WORD.finditer(text)]
+    # Substring searches of the lowercase text find the candidates faster than the regex.
+    low = text.lower()
+    starts = []
+    for word in _RULE_WORD_STARTS:
+        at = low.find(word)
+        while at >= 0:
+            starts.append(at)
+            at = low.find(word, at + 1)
+    starts.sort()
+    return starts
+
+
 def _sentence_around(text: str, offset: int) -> str:
     start = max(text.rfind(". ", 0, offset), text.rfind("\n", 0, offset))
     end_candidates = [k for k in (text.find(". ", offset), text.find("\n", offset)) if k >= 0]
@@ -696,15 +750,19 @@ def _looks_like_file(rel: str) -> bool:
     return "." in last and not last.endswith(".") and len(last.rsplit(".", 1)[1]) <= 5
 
 
-def _walk_blocks(blocks: Iterable[Block]) -> Iterable[Block]:
-    for block in blocks:
+def _walk_blocks(blocks: Sequence[Block]) -> Iterator[Block | ListItem]:
+    """Every block and list item, depth first in source order."""
+    # An explicit stack: nested generators would cost a frame per level per block.
+    stack: list = list(reversed(blocks))
+    while stack:
+        block = stack.pop()
         yield block
         if isinstance(block, ListBlock):
-            yield from _walk_blocks(block.items)
+            stack.extend(reversed(block.items))
         elif isinstance(block, ListItem):
-            yield from _walk_blocks(block.children)
+            stack.extend(reversed(block.children))
         elif isinstance(block, BlockQuote):
-            yield from _walk_blocks(block.blocks)
+            stack.extend(reversed(block.blocks))
 
 
 class _ProcBuilder:
@@ -884,7 +942,7 @@ class _ProcBuilder:
         prose = step.text
         for block in step.code:
             prose = prose.replace(block.code, "")
-        prose = re.sub(r"```[^\n]*|~~~[^\n]*", "", prose)
+        prose = _FENCE_LINE.sub("", prose)
         return len(prose.split()) <= 12
 
     def _tool_ops(self, step: StepSource, n: int, commands: list[str]) -> list[Op]:
@@ -893,14 +951,15 @@ class _ProcBuilder:
             result = self.fresh(f"s{n}" if len(commands) == 1 else f"s{n}_{k + 1}")
             # The first op carries the step's text; the step's other commands are synthetic.
             attributes: dict = {"origin": step.text, "marker": step.marker} if k == 0 else {"synthetic": UNIT}
-            script = None if needs_shell(command) else self._script_invocation(command)
+            shell = needs_shell(command)
+            script = None if shell else self._script_invocation(command)
             if script is not None:
                 sym, args = script
                 attributes.update({"script": SymbolRef(sym), "args": tuple(args)})
                 ops.append(Op.build("tool.script", results=(Value(result, T.TEXT),),
                                     attributes=attributes, loc=step.loc))
                 continue
-            if needs_shell(command):
+            if shell:
                 attributes.update({"argv": (command,), "shell": UNIT})
             else:
                 try:
@@ -987,9 +1046,7 @@ class _ProcBuilder:
         return [listing, loop], result, False
 
 
-def _cap(primitive: str, level: int):
-    from skvm.ir.attributes import Cap
-
+def _cap(primitive: str, level: int) -> Cap:
     return Cap(primitive, level)
 
 

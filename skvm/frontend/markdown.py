@@ -10,8 +10,8 @@ Two stages, per container level:
    table delimiters and past blank lines for list and indented-code
    continuation.
 2. The LALR grammar in ``skvm/grammar/skill.lark`` (built once, lazily) parses
-   that string of kinds with Lark's ``basic`` lexer and groups lines into
-   blocks. List items and block quotes are containers: their lines are
+   that string of kinds (tokenised by one regex over the grammar's terminals)
+   and groups lines into blocks. List items and block quotes are containers: their lines are
    dedented and parsed again one level deeper (at most :data:`MAX_DEPTH`
    levels; deeper content stays prose), so the cost is linear in the input.
 
@@ -303,6 +303,8 @@ _HTML_BLOCK_TAGS = frozenset(
 
 def _indent(s: str) -> tuple[int, int]:
     """Visual columns (tab stops of 4) and characters of leading whitespace."""
+    if not s or s[0] not in " \t":
+        return 0, 0  # most lines
     cols = 0
     for i, ch in enumerate(s):
         if ch == " ":
@@ -451,17 +453,25 @@ class _Classifier:
 
     def __init__(self, texts: list[str]) -> None:
         self.texts = texts
-        n = len(texts)
         self.blank = [not t.strip(" \t") for t in texts]
-        self.next_nonblank = [n] * n
-        nxt = n
-        for k in range(n - 1, -1, -1):
-            self.next_nonblank[k] = nxt
-            if not self.blank[k]:
-                nxt = k
+        self._next_nonblank: list[int] | None = None
         self.kinds: list[str] = []
         # Per line: what the builder needs (varies by kind, see _emit calls).
         self.info: list[object] = []
+
+    def next_nonblank(self, k: int) -> int:
+        """The index of the first non-blank line after line ``k`` (or the line count)."""
+        if self._next_nonblank is None:
+            # Built on first use: most levels (one-line list items) never ask.
+            n = len(self.texts)
+            table = [n] * n
+            nxt = n
+            for j in range(n - 1, -1, -1):
+                table[j] = nxt
+                if not self.blank[j]:
+                    nxt = j
+            self._next_nonblank = table
+        return self._next_nonblank[k]
 
     def _emit(self, kind: str, info: object = None) -> None:
         self.kinds.append(kind)
@@ -536,7 +546,7 @@ class _Classifier:
             if blank[k]:
                 para = table = quote_para = False
                 if icode:
-                    j = self.next_nonblank[k]
+                    j = self.next_nonblank(k)
                     if j < n and _indent(texts[j])[0] >= 4:
                         self._emit("j")
                         continue
@@ -631,7 +641,7 @@ class _Classifier:
             self._emit("n", (rest, used))
             return True
         if self.blank[k]:
-            j = self.next_nonblank[k]
+            j = self.next_nonblank(k)
             if j < len(self.texts):
                 nxt = self.texts[j]
                 nind, nnch = _indent(nxt)
@@ -687,9 +697,54 @@ def _driver() -> LalrDriver:
     return LalrDriver(_parser())
 
 
+@functools.lru_cache(maxsize=1)
+def _kinds_scanner() -> tuple[re.Pattern, frozenset[str]]:
+    """The terminals as one regex (a named group each, in Lark's order), and the ignored ones."""
+    lexer = _driver().lexer
+    pattern = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in lexer.terminals)
+    return re.compile(pattern), lexer.ignore_types
+
+
+class _Run(str):
+    """A token of a kinds string: a run of lines of one kind, its terminal and offset.
+
+    Not a ``lark.Token``: creating one of those costs twice as much (it fills
+    in line and column bookkeeping), and a large document has a token per
+    block. The parser reads ``type``; the builders read ``start_pos`` and the
+    length.
+    """
+
+    __slots__ = ("start_pos", "type")
+
+
+def _kind_tokens(kinds: str) -> Iterator[_Run]:
+    """The tokens of ``kinds`` (the terminals Lark's lexer would find), then ``$END``.
+
+    One ``finditer`` instead of Lark's general lexer loop.
+    """
+    scanner, ignored = _kinds_scanner()
+    end = 0
+    for m in scanner.finditer(kinds):
+        if m.start() != end:  # pragma: no cover - classifier bug
+            raise lark.exceptions.UnexpectedCharacters(kinds, end, 1, end + 1)
+        start, end = end, m.end()
+        if m.lastgroup in ignored:
+            continue
+        token = _Run(m.group())
+        token.type = m.lastgroup
+        token.start_pos = start
+        yield token
+    if end != len(kinds):  # pragma: no cover - classifier bug
+        raise lark.exceptions.UnexpectedCharacters(kinds, end, 1, end + 1)
+    token = _Run()
+    token.type = "$END"
+    token.start_pos = end
+    yield token
+
+
 def _parse_kinds(kinds: str) -> lark.Tree:
     """Parse a string of line kinds into the block tree."""
-    return _driver().parse(kinds, "start")
+    return _driver().parse_tokens(_kind_tokens(kinds), "start")
 
 
 @functools.lru_cache(maxsize=4096)
