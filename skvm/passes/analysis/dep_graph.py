@@ -10,14 +10,17 @@ a barrier). ``parallelize`` schedules from these graphs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
-import networkx as nx
 
 from skvm.ir.operation import Effect, Module, Op, Region
 from skvm.passes.analysis.effects import ANY_PATH, EffectsResult, paths_overlap
 from skvm.passes.base import Analysis
 from skvm.passes.irutil import deep_uses
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 _WORLD = Effect.READ | Effect.WRITE | Effect.EXEC | Effect.NET | Effect.ENV
 
@@ -32,6 +35,10 @@ def region_graph(region: Region, effects: EffectsResult) -> nx.DiGraph:
 
 
 def _to_graph(n: int, edges: dict[tuple[int, int], dict]) -> nx.DiGraph:
+    # Imported here: networkx takes ~0.4 s to import and the passes only need
+    # the edges; graphs are built for print<dep-graph> and for API users.
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(range(n))
     graph.add_edges_from((i, j, data) for (i, j), data in edges.items())
@@ -147,7 +154,7 @@ class _LazyEdges(Mapping[str, dict[tuple[int, int], dict]]):
         return len(self._regions)
 
 
-class _LazyGraphs(Mapping[str, nx.DiGraph]):
+class _LazyGraphs(Mapping[str, "nx.DiGraph"]):
     """Region path -> networkx graph, built from the edges on first access."""
 
     def __init__(
