@@ -183,6 +183,8 @@ class Interpreter:
         self.workdir = options.workdir.resolve()
         self._client = client
         self._client_lock = threading.Lock()
+        # Without a listener no events are built (two objects per op saved).
+        self._listening = listener is not None
         self.listener = listener or (lambda event: None)
         self.warnings: list[Diagnostic] = []
         self.symbols = module.symbols()
@@ -196,6 +198,11 @@ class Interpreter:
         self.op_count = 0
         self._count_lock = threading.Lock()
         self.staged: dict[str, str] = {}
+        # The module does not change during a run: look these up once.
+        self.resources = module.resources()
+        from skvm.runtime.handlers import HANDLERS
+
+        self.handlers = HANDLERS
 
     # ----------------------------------------------------------------- set-up
     def _policy(self) -> sandbox.SandboxPolicy:
@@ -251,7 +258,7 @@ class Interpreter:
     def _stage_resources(self) -> None:
         """Copy bundled files into ``<workdir>/.skvm/skill`` so commands can use them."""
         root = self.options.skill_root
-        for op in self.module.resources():
+        for op in self.resources:
             rel = op.attr("path")
             staged = f"{STAGE_DIR}/{rel}"
             self.staged[op.sym_name] = staged
@@ -275,7 +282,7 @@ class Interpreter:
 
         Only when the work directory has no file of that name itself.
         """
-        for op in self.module.resources():
+        for op in self.resources:
             rel = op.attr("path")
             staged = self.staged.get(op.sym_name)
             if staged is None or rel not in text or (self.workdir / rel).exists():
@@ -422,16 +429,15 @@ class Interpreter:
     # ------------------------------------------------------------------- ops
     def exec_op(self, op: Op, frame: Frame, token: CancelToken, op_id: str) -> None:
         """Execute one op: handler, type checks, frame update, trace, events."""
-        from skvm.runtime.handlers import HANDLERS
-
         if token.is_set():
             raise Cancelled()
-        handler = HANDLERS.get(op.name)
+        handler = self.handlers.get(op.name)
         if handler is None:
             raise OpFailure(op, "the VM has no handler for this op")
         location = str(op.location) if op.location else None
         inputs = [frame.get(name, op) for name in dict.fromkeys(op.uses())]
-        self.listener(OpEvent("start", op_id, op.name, location))
+        if self._listening:
+            self.listener(OpEvent("start", op_id, op.name, location))
         started_wall = time.time()
         start = time.perf_counter()
         record = None
@@ -483,9 +489,10 @@ class Interpreter:
                     messages=record.messages if record is not None else None,
                     tool_calls=record.tool_calls if record is not None else None,
                 )
-            self.listener(
-                OpEvent("end", op_id, op.name, location, outcome, elapsed, tokens_in + tokens_out, error or "")
-            )
+            if self._listening:
+                self.listener(
+                    OpEvent("end", op_id, op.name, location, outcome, elapsed, tokens_in + tokens_out, error or "")
+                )
         for value, result in zip(results, op.results):
             frame.set(result.name, value)
 

@@ -25,7 +25,7 @@ import math
 import os
 import re
 import resource
-import selectors
+import select
 import shlex
 import signal
 import subprocess
@@ -38,7 +38,7 @@ from typing import Any
 import attrs
 
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
-from skvm.runtime.spawner import SpawnedChild, Spawner, SpawnerError
+from skvm.runtime.spawner import CommandLost, SpawnedChild, Spawner, SpawnerError
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -213,10 +213,24 @@ def scrub_env(
     return dict(sorted(env.items()))
 
 
+def _host_env_items() -> tuple[tuple[Any, Any], ...]:
+    """The VM's environment as a hashable snapshot, for :func:`_scrubbed_host_env`.
+
+    ``os.environ`` decodes every item in Python (about 50 us per command on a
+    slow host); the dict of encoded items behind it, where every change lands,
+    is copied in a few microseconds. Falls back to the decoded items.
+    """
+    data = getattr(os.environ, "_data", None)
+    return tuple(data.items()) if isinstance(data, dict) else tuple(os.environ.items())
+
+
 @functools.lru_cache(maxsize=16)
-def _scrubbed_host_env(items: tuple[tuple[str, str], ...], allowed, workdir) -> dict[str, str]:
-    """scrub_env of the host environment, cached: it rarely changes between commands."""
-    return scrub_env(dict(items), allowed, workdir=workdir)
+def _scrubbed_host_env(items: tuple[tuple[Any, Any], ...], allowed, workdir) -> dict[str, str]:
+    """scrub_env of the host environment, cached: it rarely changes between commands.
+
+    The result is shared: callers must not modify it.
+    """
+    return scrub_env({os.fsdecode(k): os.fsdecode(v) for k, v in items}, allowed, workdir=workdir)
 
 
 # ----------------------------------------------------------------------- isolation
@@ -343,6 +357,7 @@ def _rmdir_quiet(path: Path) -> None:
         pass
 
 
+_MAX_EVENTS = re.compile(rb"max (\d+)")
 _cgroup_counter = itertools.count()
 _cgroup_pool: list[_PidsCgroup] = []
 _cgroup_pool_lock = threading.Lock()
@@ -352,17 +367,20 @@ class _PidsCgroup:
     """A pids cgroup holding one command and all its descendants at a time.
 
     Making and removing a cgroup per command costs milliseconds, so empty
-    ones go back to a pool; the fork counter is compared to its value when
-    the command started.
+    ones go back to a pool. Forks the limit refused are counted from the
+    ``max`` counter of ``pids.events``, against its value when the cgroup
+    was last emptied (nothing in an empty cgroup can move it).
     """
 
     def __init__(self, base: Path):
         self.path = base / f"run-{next(_cgroup_counter)}"
         self.path.mkdir()
         self.limit = -1
-        self.baseline = 0
         self.procs_file = os.fsencode(self.path / "cgroup.procs")
-        self.events_file = os.fsencode(self.path / "pids.events")
+        self.procs_text = os.fsdecode(self.procs_file)
+        # Kept open and read with pread: each read shows the counters afresh.
+        self.events_fd = os.open(self.path / "pids.events", os.O_RDONLY)
+        self.baseline = self._fork_failures()
 
     @classmethod
     def acquire(cls, base: Path, limit: int) -> _PidsCgroup:
@@ -374,25 +392,34 @@ class _PidsCgroup:
         if group.limit != limit:
             (group.path / "pids.max").write_text(str(limit))
             group.limit = limit
-        group.baseline = group._fork_failures()
         return group
 
     def _fork_failures(self) -> int:
-        match = re.search(rb"max (\d+)", _read_bytes(self.events_file))
+        try:
+            events = os.pread(self.events_fd, 4096, 0)
+        except OSError:
+            return 0
+        match = _MAX_EVENTS.search(events)
         return int(match.group(1)) if match else 0
 
     def refused_forks(self) -> int:
         """How many forks the limit refused since this command started."""
         return self._fork_failures() - self.baseline
 
-    def release(self) -> None:
-        """SIGKILL every member until the cgroup is empty, then pool it."""
+    def release(self) -> int:
+        """SIGKILL every member until the cgroup is empty, then pool it.
+
+        Returns how many forks the limit refused while the command ran (its
+        stragglers' attempts included).
+        """
         for _ in range(200):
             pids = _read_bytes(self.procs_file).split()
             if not pids:
+                refused = self.refused_forks()
+                self.baseline += refused
                 with _cgroup_pool_lock:
                     _cgroup_pool.append(self)
-                return
+                return refused
             for pid in pids:
                 try:
                     os.kill(int(pid), signal.SIGKILL)
@@ -400,6 +427,9 @@ class _PidsCgroup:
                     pass
             time.sleep(0.002)
         # Unkillable members (stuck in the kernel): leave this cgroup out of the pool.
+        refused = self.refused_forks()
+        os.close(self.events_fd)
+        return refused
 
 
 def _session_members(sid: int) -> int:
@@ -505,20 +535,28 @@ def _killpg(pgid: int) -> None:
         pass
 
 
-def _rlimits(policy: SandboxPolicy) -> list[tuple[str, int, int]]:
+def _rlimits(policy: SandboxPolicy) -> tuple[tuple[str, int, int], ...]:
     """The (name, soft, hard) rlimits of a command; the same values ``_preamble`` sets."""
     cpu = policy.cpu_s if policy.cpu_s is not None else math.ceil(policy.timeout_s) + 1
+    return _rlimits_for(cpu, policy.memory_bytes, policy.file_size_bytes, policy.max_processes)
+
+
+@functools.lru_cache(maxsize=64)
+def _rlimits_for(
+    cpu: int, memory: int | None, file_size: int | None, max_processes: int | None
+) -> tuple[tuple[str, int, int], ...]:
+    """:func:`_rlimits`, cached: they depend on the policy and this process's own limits."""
     # Soft CPU below hard: the soft limit sends SIGXCPU, so the cause is known.
     limits = [("RLIMIT_CORE", 0, 0), ("RLIMIT_CPU", cpu, cpu + 1)]
-    if policy.memory_bytes is not None:
-        limits.append(("RLIMIT_AS", policy.memory_bytes, policy.memory_bytes))
-    if policy.file_size_bytes is not None:
-        limits.append(("RLIMIT_FSIZE", policy.file_size_bytes, policy.file_size_bytes))
-    if policy.max_processes is not None and os.geteuid() != 0:
-        nproc = policy.max_processes + _own_uid_processes()
+    if memory is not None:
+        limits.append(("RLIMIT_AS", memory, memory))
+    if file_size is not None:
+        limits.append(("RLIMIT_FSIZE", file_size, file_size))
+    if max_processes is not None and os.geteuid() != 0:
+        nproc = max_processes + _own_uid_processes()
         limits.append(("RLIMIT_NPROC", nproc, nproc))
     if os.geteuid() == 0:
-        return limits
+        return tuple(limits)
     # An unprivileged process cannot raise a hard limit: keep the stricter one.
     clamped = []
     for name, soft, hard in limits:
@@ -526,7 +564,7 @@ def _rlimits(policy: SandboxPolicy) -> list[tuple[str, int, int]]:
         if current != resource.RLIM_INFINITY:
             soft, hard = min(soft, current), min(hard, current)
         clamped.append((name, soft, hard))
-    return clamped
+    return tuple(clamped)
 
 
 #: Set to False to start every command directly (the slower fallback path).
@@ -626,34 +664,34 @@ class _Launched:
         self.stdin = None
 
 
-def _launch_spawned(spawner: Spawner, command, policy, env, cgroup, stdin) -> _Launched:
-    """Start a command through the fork server (raises SpawnerError: not started)."""
-    pipes = [os.pipe() if stdin is not None else None, os.pipe(), os.pipe()]
-    child_ends = [p[0] if i == 0 else p[1] for i, p in enumerate(pipes) if p is not None]
-    our_ends = [p[1] if i == 0 else p[0] for i, p in enumerate(pipes) if p is not None]
+def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin) -> _Launched:
+    """Start a command through the fork server (SpawnerError: not started)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if stdin is not None else (None, None)
     try:
         spawned = spawner.spawn(
-            list(command),
+            command,
             env=env,
-            cwd=os.fspath(policy.workdir),
+            cwd=cwd,
             limits=_rlimits(policy),
-            cgroup_procs=os.fsdecode(cgroup.procs_file) if cgroup is not None else None,
+            cgroup_procs=cgroup.procs_text if cgroup is not None else None,
             cgroup_home=_spawner_cgroup(),
-            stdin_fd=pipes[0][0] if pipes[0] else None,
-            stdout_fd=pipes[1][1],
-            stderr_fd=pipes[2][1],
+            stdin_fd=in_r,
+            stdout_fd=out_w,
+            stderr_fd=err_w,
         )
     except BaseException:
-        for fd in our_ends:
-            os.close(fd)
+        for fd in (out_r, err_r, in_w):
+            if fd is not None:
+                os.close(fd)
         raise
     finally:
         # The spawner has its own copies now (or the command never started).
-        for fd in child_ends:
-            os.close(fd)
-    return _Launched(
-        spawned.pid, pipes[0][1] if pipes[0] else None, pipes[1][0], pipes[2][0], spawned=spawned
-    )
+        for fd in (out_w, err_w, in_r):
+            if fd is not None:
+                os.close(fd)
+    return _Launched(spawned.pid, in_w, out_r, err_r, spawned=spawned)
 
 
 def _launch_direct(command, policy, env, cgroup, stdin, shell, isolate_net) -> _Launched:
@@ -698,12 +736,12 @@ def run(
     """
     command = _command(argv, shell)
     workdir = policy.workdir
-    tmpdir = workdir / ".tmp"
-    if not tmpdir.is_dir():
-        tmpdir.mkdir(parents=True, exist_ok=True)
-    env = dict(_scrubbed_host_env(tuple(os.environ.items()), policy.allowed_env, workdir))
+    cwd, tmpdir = _work_paths(workdir)
+    if not os.path.isdir(tmpdir):  # TMPDIR: commands may remove it
+        os.makedirs(tmpdir, exist_ok=True)
+    env = _scrubbed_host_env(_host_env_items(), policy.allowed_env, workdir)
     if extra_env:
-        env.update(extra_env)
+        env = {**env, **extra_env}
 
     isolate_net = not policy.allow_network and network_isolation_available()[0]
     cgroup = None
@@ -719,7 +757,10 @@ def run(
     try:
         if spawner is not None:
             try:
-                launched = _launch_spawned(spawner, command, policy, env, cgroup, stdin)
+                launched = _launch_spawned(spawner, command, cwd, policy, env, cgroup, stdin)
+            except CommandLost:
+                # It may have started: never run it twice. Its cgroup is emptied below.
+                return _lost(command, cgroup, start, isolate_net)
             except SpawnerError:
                 spawner = None  # not started: take the direct path
         if launched is None:
@@ -732,11 +773,12 @@ def run(
         outcome = _supervise(launched, policy, stdin, cgroup, start)
     finally:
         _killpg(launched.pid)
-        if cgroup:
-            cgroup.release()
+        refused = cgroup.release() if cgroup else 0
         launched.close()
         returncode = _reap(launched, spawner)
     stdout, stderr, truncated, killed_reason, timed_out = outcome
+    if killed_reason is None and refused:
+        killed_reason = _process_limit_reason(policy)
     if returncode is None:
         returncode = -signal.SIGKILL
         killed_reason = killed_reason or SPAWNER_DIED
@@ -755,23 +797,36 @@ def run(
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _work_paths(workdir: Path) -> tuple[str, str]:
+    """A work directory and its ``.tmp`` as text (the commands' cwd and TMPDIR)."""
+    root = os.fspath(workdir)
+    return root, os.path.join(root, ".tmp")
+
+
+def _lost(command, cgroup, start: float, isolate_net: bool) -> ExecResult:
+    """The result of a command whose spawner died before saying whether it started."""
+    if cgroup:
+        cgroup.release()  # kills it if it did start
+    return ExecResult(
+        argv=command,
+        returncode=-signal.SIGKILL,
+        stdout="",
+        stderr="",
+        duration_s=time.perf_counter() - start,
+        killed_reason=SPAWNER_DIED,
+        network_isolated=isolate_net,
+    )
+
+
 def _reap(launched: _Launched, spawner: Spawner | None) -> int | None:
     """Reap a killed-or-exited command; its return code (None: the spawner died first)."""
     if launched.proc is not None:
         return launched.proc.wait()
     spawned = launched.spawned
     if spawned.returncode is None:
-        # Killed before its exit was reported: the report follows the SIGKILL closely.
-        with selectors.DefaultSelector() as sel:
-            sel.register(spawned.status_fd, selectors.EVENT_READ)
-            deadline = time.perf_counter() + 2.0
-            while spawned.returncode is None and sel.select(
-                max(0.0, deadline - time.perf_counter())
-            ):
-                chunk = os.read(spawned.status_fd, 256)
-                if not chunk:
-                    break
-                spawned.feed(chunk)
+        # Killed before its exit was collected: it follows the SIGKILL closely.
+        spawned.wait(2.0)
     spawner.release(spawned)
     return spawned.returncode
 
@@ -790,12 +845,20 @@ def _spawner_cgroup() -> str | None:
     return os.fsdecode(home / "cgroup.procs")
 
 
+_READ = select.POLLIN
+_WRITE = select.POLLOUT
+_HANGUP = select.POLLHUP
+
+
 def _supervise(launched: _Launched, policy, stdin, cgroup, start):
-    """Pump the pipes, enforce the timeout and the process limit; leave the command unreaped."""
+    """Pump the pipes, enforce the timeout and the process limit; leave the command unreaped.
+
+    The pipes we read stay blocking: ``poll`` says when a read will not block
+    (we are their only reader). Stdin is written non-blocking, a slice at a time.
+    """
     limit = policy.output_limit_bytes
     buffers = {launched.stdout: bytearray(), launched.stderr: bytearray()}
     spawned = launched.spawned
-    status_fd = spawned.status_fd if spawned is not None else None
     truncated = False
     killed_reason = None
     timed_out = False
@@ -804,74 +867,83 @@ def _supervise(launched: _Launched, policy, stdin, cgroup, start):
     next_check = start + _TICK_S
     exit_seen = False
 
-    with selectors.DefaultSelector() as sel:
-        for fd in buffers:
-            os.set_blocking(fd, False)
-            sel.register(fd, selectors.EVENT_READ)
-        if status_fd is not None:
-            sel.register(status_fd, selectors.EVENT_READ)
-        if pending_in is not None:
-            os.set_blocking(launched.stdin, False)
-            sel.register(launched.stdin, selectors.EVENT_WRITE)
-        while sel.get_map() and killed_reason is None:
-            if spawned is not None and spawned.returncode is not None and not exit_seen:
-                # The main process is gone (its report may have come with the pid);
-                # whatever still holds the pipes is a straggler.
-                exit_seen = True
-                _killpg(launched.pid)
-            now = time.perf_counter()
-            if now >= deadline:
-                timed_out = True
-                killed_reason = f"wall-clock timeout after {policy.timeout_s:g} s"
+    poller = select.poll()
+    watched = len(buffers)
+    for fd in buffers:
+        poller.register(fd, _READ)
+    if spawned is not None:
+        # Its exit (pidfd), or the spawner's death (the status pipe closes).
+        poller.register(spawned.pidfd, _READ)
+        poller.register(spawned.status_fd, _READ)
+        watched += 2
+    if pending_in is not None:
+        os.set_blocking(launched.stdin, False)
+        poller.register(launched.stdin, _WRITE)
+        watched += 1
+    while watched and killed_reason is None:
+        if spawned is not None and spawned.returncode is not None and not exit_seen:
+            # The main process is gone (its report may have come with the pid);
+            # whatever still holds the pipes is a straggler.
+            exit_seen = True
+            _killpg(launched.pid)
+        now = time.perf_counter()
+        if now >= deadline:
+            timed_out = True
+            killed_reason = f"wall-clock timeout after {policy.timeout_s:g} s"
+            break
+        if now >= next_check:
+            next_check = now + _TICK_S
+            killed_reason = _check_processes(launched.pid, policy, cgroup)
+            if killed_reason:
                 break
-            if now >= next_check:
-                next_check = now + _TICK_S
-                killed_reason = _check_processes(launched.pid, policy, cgroup)
-                if killed_reason:
-                    break
-                if status_fd is None and _exited(launched.pid):
-                    # The main process is gone; whatever still holds the pipes is a straggler.
-                    _killpg(launched.pid)
-            for key, _ in sel.select(min(_TICK_S, max(0.0, deadline - now))):
-                fd = key.fd
-                if fd == status_fd:
-                    chunk = os.read(fd, 256)
-                    if not chunk:
-                        sel.unregister(fd)
-                        if spawned.returncode is None:
-                            # Closed without an exit report: the spawner died.
-                            killed_reason = SPAWNER_DIED
-                            break
-                        continue
-                    spawned.feed(chunk)
-                    continue
-                if fd not in buffers:
-                    try:
-                        written = os.write(fd, pending_in[:65536])
-                    except (BrokenPipeError, BlockingIOError) as exc:
-                        written = 0 if isinstance(exc, BlockingIOError) else len(pending_in)
-                    pending_in = pending_in[written:]
-                    if not pending_in:
-                        sel.unregister(fd)
-                        if launched.proc is not None:
-                            launched.proc.stdin.close()
-                        else:
-                            os.close(fd)
-                        launched.stdin = None
-                    continue
-                try:
+            if spawned is None and _exited(launched.pid):
+                # The main process is gone; whatever still holds the pipes is a straggler.
+                _killpg(launched.pid)
+        for fd, event in poller.poll(1000 * min(_TICK_S, max(0.0, deadline - now))):
+            if fd in buffers:
+                buffer = buffers[fd]
+                while True:
                     chunk = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    sel.unregister(fd)
-                    continue
-                room = limit - len(buffers[fd])
-                if len(chunk) > room:
-                    truncated = True
-                buffers[fd] += chunk[: max(room, 0)]
+                    if not chunk:
+                        poller.unregister(fd)
+                        watched -= 1
+                        break
+                    room = limit - len(buffer)
+                    if len(chunk) > room:
+                        truncated = True
+                        chunk = chunk[: max(room, 0)]
+                    buffer += chunk
+                    if not event & _HANGUP:
+                        break  # a writer remains: the next read could block
+                    # No writer left: read on to the end now, no read can block.
+            elif spawned is not None and fd == spawned.pidfd:
+                poller.unregister(spawned.pidfd)
+                poller.unregister(spawned.status_fd)
+                watched -= 2
+                if not spawned.collect():
+                    killed_reason = SPAWNER_DIED
+                    break
+            elif spawned is not None and fd == spawned.status_fd:
+                if spawned.returncode is None and not os.read(fd, 256):
+                    # Closed while the command runs: the spawner died.
+                    killed_reason = SPAWNER_DIED
+                    break
+            else:  # stdin
+                try:
+                    written = os.write(fd, pending_in[:65536])
+                except (BrokenPipeError, BlockingIOError) as exc:
+                    written = 0 if isinstance(exc, BlockingIOError) else len(pending_in)
+                pending_in = pending_in[written:]
+                if not pending_in:
+                    poller.unregister(fd)
+                    watched -= 1
+                    if launched.proc is not None:
+                        launched.proc.stdin.close()
+                    else:
+                        os.close(fd)
+                    launched.stdin = None
 
-    if killed_reason is None and status_fd is None:
+    if killed_reason is None and spawned is None:
         # Pipes are closed; wait for the main process without reaping it.
         delay = 0.0005
         while not _exited(launched.pid):
@@ -881,8 +953,6 @@ def _supervise(launched: _Launched, policy, stdin, cgroup, start):
                 break
             time.sleep(delay)
             delay = min(delay * 2, _TICK_S)
-    if killed_reason is None and cgroup and cgroup.refused_forks():
-        killed_reason = _process_limit_reason(policy)
     out, err = buffers[launched.stdout], buffers[launched.stderr]
     return bytes(out), bytes(err), truncated, killed_reason, timed_out
 
@@ -1025,6 +1095,10 @@ def _cleanup_cgroups() -> None:
         if not _read_bytes(os.fsencode(spawners / "cgroup.procs")).strip():
             break
         time.sleep(0.01)
+    with _cgroup_pool_lock:
+        for group in _cgroup_pool:
+            os.close(group.events_fd)
+        _cgroup_pool.clear()
     for group in [*base.glob("run-*"), spawners]:
         _rmdir_quiet(group)
     _rmdir_quiet(base)

@@ -7,18 +7,30 @@ mode, from the thread that entered the empty network namespace when the
 network is off, so it and its children live there. It never sees the host's
 environment: each request carries the command's (scrubbed) one.
 
-Requests come over a ``SOCK_SEQPACKET`` socket pair (JSON: argv, environment,
-working directory, rlimits, the pids cgroup to join), each with the command's
-stdin/stdout/stderr pipe ends and a *status pipe* attached (``SCM_RIGHTS``,
-received close-on-exec: a command holds fds 0-2 only).
+Requests come over a ``SOCK_SEQPACKET`` socket pair, each with the command's
+stdin (when it has one), stdout and stderr pipe ends and a *status pipe*
+attached (``SCM_RIGHTS``, received close-on-exec: a command holds fds 0-2
+only). A request is one message of NUL-separated fields (no path, argv entry
+or environment entry can hold a NUL, so nothing needs quoting and the server
+parses a request with one ``split``)::
+
+    op NUL released-pids NUL payload
+    spawn payload:  cwd NUL cgroup-procs NUL limits NUL argc NUL argv... (NUL name NUL value)...
+    sub payload:    limits NUL cgroup-home NUL retire-cpu-seconds
+    status payload: pid
+    release payload: (empty; the message only carries released pids)
+
+``released-pids`` are space-separated; ``limits`` are ``NAME:soft:hard``
+items, space-separated; an empty ``cgroup-procs`` means no pids cgroup.
 
 Two kinds of server answer them:
 
 * a **limited server** per distinct set of limits, forked by the main one: it
   sets the rlimits on itself (children inherit them) and starts commands with
   ``posix_spawn`` (vfork: no page tables copied), ``setsid`` and default
-  signal actions, joining the command's pids cgroup just around the spawn. It
-  retires (answers ``R``) when its own CPU time nears its CPU limit.
+  signal actions, joining the command's pids cgroup just around the spawn
+  (through ``cgroup.procs`` files it keeps open). It retires (answers ``R``)
+  when its own CPU time nears its CPU limit.
 * the **main server** forks a child that restores the default
   SIGPIPE/SIGXFSZ/SIGINT actions, calls ``setsid``, joins the pids cgroup,
   sets ``RLIMIT_CORE``/``CPU``/``AS``/``FSIZE``/``NPROC``, enters the working
@@ -28,13 +40,16 @@ Two kinds of server answer them:
   limit, not executable) or 127 (not found) with the reason on stderr, and a
   file without ``#!`` runs under ``/bin/sh``, as a shell would.
 
-Status pipe protocol (lines written by the server): ``P <pid>``, then ``X
-<si_code> <si_status>`` when the command exits (both at once when it exits
-within :data:`ANNOUNCE_DELAY_S`: the client then wakes once), then the pipe
-closes; ``E <errno>`` (fork failed) or ``R`` (retired) mean it never started.
-A closed pipe without ``X`` means the server died. Exited commands stay
-unreaped (zombies) until the client releases them (with its next request), so
-their process group ids cannot be reused while the client may ``killpg`` them.
+Status pipe protocol (a line written by the server): ``P <pid>`` as soon as
+the command started, ``E <errno>`` (fork failed) or ``R`` (retired) when it
+did not. The server then keeps the pipe open, and the exited command
+unreaped (a zombie), until the client releases it (with its next request):
+so its process group id cannot be reused while the client may ``killpg``
+it, and the client learns its exit itself, without waking the server: it
+watches a pidfd of the command and reads the zombie's wait status from
+``/proc/<pid>/stat`` (field 52, ``exit_code``). A status pipe closed before
+that means the server died. When ``/proc`` cannot say, the client asks the
+server (``status`` request; the server answers ``X <si_code> <si_status>``).
 
 When the client's socket closes (the VM exited, even by SIGKILL) a server
 kills every command it still runs and exits. The client side,
@@ -47,10 +62,11 @@ from __future__ import annotations
 
 import array
 import errno
-import json
+import functools
+import itertools
 import os
 import resource
-import selectors
+import select
 import signal
 import socket
 import subprocess
@@ -58,7 +74,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 #: Largest request sent to the spawner; bigger ones (huge argv/env) use the direct path.
 MAX_REQUEST_BYTES = 128 * 1024
@@ -70,43 +85,85 @@ READY = b"skvm-spawner ready"
 LIMIT_NAMES = frozenset({"RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC"})
 #: Signals a command starts with at their default action (the spawner ignores them).
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+#: Separates the fields of a request.
+SEP = b"\0"
+
+Limits = Sequence[tuple[str, int, int]]
+
+
+def encode_limits(limits: Limits) -> str:
+    """``limits`` as a request field: ``NAME:soft:hard`` items, space-separated."""
+    return " ".join(f"{name}:{soft}:{hard}" for name, soft, hard in limits)
+
+
+_encode_limits_cached = functools.lru_cache(maxsize=64)(encode_limits)
+
+
+def decode_limits(field: bytes) -> list[tuple[str, int, int]]:
+    """The inverse of :func:`encode_limits`."""
+    limits = []
+    for item in field.decode().split():
+        name, soft, hard = item.split(":")
+        limits.append((name, int(soft), int(hard)))
+    return limits
 
 
 # ============================================================================ server
 # Everything from here to the client section runs inside the spawner process and
-# must only use the standard library (the process runs with -I -S).
+# must only use the standard library (the process runs with -I -S). Paths, argv
+# and environment stay bytes there: they go to the kernel as they came.
 
 
-def _child(request: dict[str, Any], fds: list[int]) -> None:
+class _Command:
+    """A parsed spawn request."""
+
+    __slots__ = ("argv", "cgroup_procs", "cwd", "env", "limits")
+
+    def __init__(self, payload: bytes):
+        fields = payload.split(SEP)
+        if len(fields) < 5:
+            raise ValueError("malformed spawn request")
+        self.cwd = fields[0]
+        self.cgroup_procs = fields[1] or None
+        self.limits = fields[2]  # decoded only where they are set: the fork path
+        argc = int(fields[3])
+        self.argv = fields[4 : 4 + argc]
+        pairs = fields[4 + argc :]
+        self.env = dict(zip(pairs[0::2], pairs[1::2]))
+        if not self.argv or len(pairs) % 2:
+            raise ValueError("malformed spawn request")
+
+
+def _child(command: _Command, fds: list[int]) -> None:
     """In the forked child: confine, then exec the command. Never returns."""
     code = 126
     err = fds[2]
+    name = os.fsdecode(command.argv[0])
     try:
         # Python ignores these (and the spawner SIGINT); a command expects the defaults.
         for sig in DEFAULT_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
         step = "join the pids cgroup"
-        if request.get("cgroup_procs"):
-            fd = os.open(request["cgroup_procs"], os.O_WRONLY)
+        if command.cgroup_procs:
+            fd = os.open(command.cgroup_procs, os.O_WRONLY)
             os.write(fd, str(os.getpid()).encode())
             os.close(fd)
-        for name, soft, hard in request.get("limits", ()):
-            step = f"set {name}"
-            _setrlimit(name, soft, hard)
-        step = f"enter {request['cwd']}"
-        os.chdir(request["cwd"])
+        for limit, soft, hard in decode_limits(command.limits):
+            step = f"set {limit}"
+            _setrlimit(limit, soft, hard)
+        step = f"enter {os.fsdecode(command.cwd)}"
+        os.chdir(command.cwd)
         step = "set up the standard streams"
         stdin = fds[0] if fds[0] >= 0 else os.open(os.devnull, os.O_RDONLY)
         for target, source in enumerate((stdin, fds[1], fds[2])):
             os.dup2(source, target)
         err = 2
-        argv = request["argv"]
-        step = argv[0]
+        step = name
         code = 127
-        _exec(argv, request["env"])
+        _exec(command.argv, command.env)
     except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ENOTDIR) or step != request["argv"][0]:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR) or step != name:
             code = 126
         reason = "not found" if code == 127 else (exc.strerror or str(exc))
         _write_quiet(err, f"skvm-sandbox: {step}: {reason}\n".encode(errors="replace"))
@@ -116,12 +173,16 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
         os._exit(code)
 
 
-def _exec(argv: list[str], env: dict[str, str]) -> None:
+def _exec_path(env: Mapping[bytes, bytes]) -> list[bytes]:
+    """The directories a command name is looked up in (``os.get_exec_path`` for bytes)."""
+    return env.get(b"PATH", os.fsencode(os.defpath)).split(b":")
+
+
+def _exec(argv: list[bytes], env: dict[bytes, bytes]) -> None:
     """``execvpe`` as ``sh`` does it: PATH from ``env``; a file without #! runs as a script."""
+    name = argv[0]
     candidates = (
-        [argv[0]]
-        if "/" in argv[0]
-        else [os.path.join(d or ".", argv[0]) for d in os.get_exec_path(env)]
+        [name] if b"/" in name else [os.path.join(d or b".", name) for d in _exec_path(env)]
     )
     error: OSError | None = None
     for path in candidates:
@@ -129,11 +190,20 @@ def _exec(argv: list[str], env: dict[str, str]) -> None:
             os.execve(path, argv, env)
         except OSError as exc:
             if exc.errno == errno.ENOEXEC:
-                os.execve("/bin/sh", ["/bin/sh", path, *argv[1:]], env)
+                os.execve(b"/bin/sh", [b"/bin/sh", path, *argv[1:]], env)
             # Keep the first error that says more than "not found" (EACCES, ...).
             if error is None or error.errno in (errno.ENOENT, errno.ENOTDIR):
                 error = exc
     raise error if error is not None else OSError(errno.ENOENT, "not found")
+
+
+def _which(name: bytes, env: Mapping[bytes, bytes]) -> bytes | None:
+    """The file command ``name`` (no ``/`` in it) runs as, looked up in ``env``'s PATH."""
+    for directory in _exec_path(env):
+        path = os.path.join(directory or b".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def _write_quiet(fd: int, data: bytes) -> None:
@@ -152,24 +222,22 @@ def _close_all(fds: Sequence[int]) -> None:
                 pass
 
 
-def _recv_fds(sock: socket.socket) -> tuple[bytes, list[int]]:
-    """One request and its fds, close-on-exec.
+def _recv_fds(sock: socket.socket, buffer: bytearray) -> tuple[bytes, list[int]]:
+    """One request (read into ``buffer``, reused: no 128 KiB allocation per request) and its fds.
 
     ``socket.recv_fds`` drops its ``flags`` argument (CPython 3.11), so a
     command would inherit the request's fds, the spawner's socket among them,
-    and could ask for processes outside its limits. Received fds are made
-    non-inheritable here, atomically where the kernel allows.
+    and could ask for processes outside its limits. ``MSG_CMSG_CLOEXEC`` makes
+    the kernel install them close-on-exec, atomically.
     """
     fds = array.array("i")
-    data, ancdata, _, _ = sock.recvmsg(
-        MAX_REQUEST_BYTES + 1024, socket.CMSG_LEN(8 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+    size, ancdata, _, _ = sock.recvmsg_into(
+        [buffer], socket.CMSG_LEN(8 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
     )
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    for fd in fds:
-        os.set_inheritable(fd, False)
-    return data, list(fds)
+    return bytes(memoryview(buffer)[:size]), list(fds)
 
 
 def _setrlimit(name: str, soft: int, hard: int) -> None:
@@ -178,39 +246,16 @@ def _setrlimit(name: str, soft: int, hard: int) -> None:
     resource.setrlimit(getattr(resource, name), (soft, hard))
 
 
-def _which(name: str, env: Mapping[str, str]) -> str | None:
-    """The file ``name`` runs as, looked up in ``env``'s PATH (None: let the fork path say why)."""
-    candidates = (
-        [name] if "/" in name else [os.path.join(d or ".", name) for d in os.get_exec_path(env)]
-    )
-    for path in candidates:
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def _move_to(procs_file: str) -> bool:
-    """Move this process into the cgroup whose ``cgroup.procs`` is given."""
-    try:
-        fd = os.open(procs_file, os.O_WRONLY)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        return False
-    return True
-
-
 class _Server:
-    """A spawner's event loop: requests on its socket, exits on pidfds.
+    """A spawner's event loop: requests on its socket (and pidfds of released commands).
 
     The main server forks each command (limits set in the child) and forks
     *limited* servers on request. A limited server has set one set of limits
     on itself, so its children inherit them and it can start them with
     ``posix_spawn`` (vfork: no page tables copied; about 3x faster than a
     Python ``fork`` here); it retires (answers ``R``) once its own CPU time
-    nears its CPU limit.
+    nears its CPU limit. A server does not watch its commands run: it wakes
+    for requests only (and to reap a released command that was still dying).
     """
 
     def __init__(
@@ -218,61 +263,72 @@ class _Server:
         sock: socket.socket,
         *,
         retire_cpu_s: float | None = None,
-        cgroup_home: str | None = None,
+        cgroup_home: bytes | None = None,
     ):
         self.sock = sock
+        self.sock_fd = sock.fileno()
         self.limited = retire_cpu_s is not None
         self.retire_cpu_s = retire_cpu_s
         self.cgroup_home = cgroup_home
         self.retiring = False
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(sock, selectors.EVENT_READ, None)
-        # pid -> [pidfd, status fd or -1, exited, released]
-        self.children: dict[int, list[Any]] = {}
-        self.subs: dict[int, int] = {}  # limited servers we forked: pid -> pidfd
-        self.unannounced: dict[int, float] = {}  # pid -> when to send "P" without "X"
+        self.epoll = select.epoll()
+        self.epoll.register(self.sock_fd, select.EPOLLIN)
+        self.children: dict[int, int] = {}  # started, not released: pid -> status fd
+        self.dying: dict[int, int] = {}  # released, still running: pidfd -> pid
+        self.subs: dict[int, int] = {}  # limited servers we forked: pidfd -> pid
+        # cgroup.procs files this server moves itself through, kept open (close-on-exec).
+        self.procs_fds: dict[bytes, int] = {}
+        self.pid_text = str(os.getpid()).encode()
+        self.buffer = bytearray(MAX_REQUEST_BYTES + 1024)
 
     def serve(self) -> None:
         """Answer requests until the client goes away."""
         self.sock.sendall(READY)
         while True:
-            timeout = None
-            if self.unannounced:
-                timeout = max(0.0, min(self.unannounced.values()) - time.monotonic())
-            events = self.sel.select(timeout)
-            self._announce_due()
-            for key, _ in events:
-                if key.data is None:
+            for fd, _ in self.epoll.poll():
+                if fd == self.sock_fd:
                     if not self._request():
                         self._shutdown()
                         return
-                elif key.data[0] == "sub":
-                    self._reap_sub(key.data[1])
-                else:
-                    self._exited(key.data[1])
+                elif fd in self.dying:
+                    self._unwatch(fd)
+                    self._reap(self.dying.pop(fd))
+                elif fd in self.subs:
+                    self._unwatch(fd)
+                    self._reap(self.subs.pop(fd))
 
     def _request(self) -> bool:
         try:
-            data, fds = _recv_fds(self.sock)
+            data, fds = _recv_fds(self.sock, self.buffer)
         except OSError:
             return False
         if not data:
+            _close_all(fds)
             return False
-        request = json.loads(data)
-        for pid in request.get("release", ()):
-            self._release(pid)
-        op = request.get("op")
-        if op == "spawn":
-            self._spawn(request, fds if request.get("stdin") else [-1, *fds])
-        elif op == "sub" and not self.limited and len(fds) == 1:
-            self._start_sub(request, fds[0])
+        parts = data.split(SEP, 2)
+        if len(parts) != 3:
+            _close_all(fds)
+            return True
+        op, released, payload = parts
+        if op == b"spawn":
+            self._spawn(payload, fds)
+        elif op == b"status":
+            self._status(int(payload or 0))
+        elif op == b"sub" and not self.limited and len(fds) == 1:
+            self._start_sub(payload, fds[0])
         else:
             _close_all(fds)
+        # Reaping takes a while (tens of microseconds): do it once the new command
+        # is on its way, while it runs, rather than before starting it.
+        for pid in released.split():
+            self._release(int(pid))
         return True
 
     # --------------------------------------------------------------- commands
-    def _spawn(self, request: dict[str, Any], fds: list[int]) -> None:
-        # fds: stdin (or -1 for /dev/null), stdout, stderr, status
+    def _spawn(self, payload: bytes, fds: list[int]) -> None:
+        # fds: stdin (absent: /dev/null), stdout, stderr, status
+        if len(fds) == 3:
+            fds = [-1, *fds]
         if len(fds) != 4:
             _close_all(fds)
             return
@@ -281,37 +337,40 @@ class _Server:
             _write_quiet(status, b"R\n")
             _close_all(fds)
             return
-        pid = self._posix_spawn(request, fds) if self.limited else None
+        try:
+            command = _Command(payload)
+        except (ValueError, IndexError):
+            _write_quiet(status, b"E %d\n" % errno.EINVAL)
+            _close_all(fds)
+            return
+        pid = self._posix_spawn(command, fds) if self.limited else None
         if pid is None:
             try:
                 pid = os.fork()
             except OSError as exc:
-                _write_quiet(status, f"E {exc.errno}\n".encode())
+                _write_quiet(status, b"E %d\n" % exc.errno)
                 _close_all(fds)
                 return
             if pid == 0:
-                _child(request, fds)
+                _child(command, fds)
+        _write_quiet(status, b"P %d\n" % pid)
         _close_all(fds[:3])
-        pidfd = os.pidfd_open(pid)
-        self.children[pid] = [pidfd, status, False, False]
-        # The pid is announced with the exit report when the command ends within
-        # ANNOUNCE_DELAY_S: the client then wakes once, not three times.
-        self.unannounced[pid] = time.monotonic() + ANNOUNCE_DELAY_S
-        self.sel.register(pidfd, selectors.EVENT_READ, ("child", pid))
+        self.children[pid] = status
         if self.limited:
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            self.retiring = usage.ru_utime + usage.ru_stime >= self.retire_cpu_s
+            # RLIMIT_CPU counts this process's CPU time, as process_time() does.
+            self.retiring = time.process_time() >= self.retire_cpu_s
 
-    def _posix_spawn(self, request: dict[str, Any], fds: list[int]) -> int | None:
+    def _posix_spawn(self, command: _Command, fds: list[int]) -> int | None:
         """Start the command with vfork semantics; None: use the fork path (it reports errors)."""
-        argv, env = request["argv"], request["env"]
-        cgroup = request.get("cgroup_procs")
+        argv, env, cgroup = command.argv, command.env, command.cgroup_procs
         try:
-            os.chdir(request["cwd"])
+            os.chdir(command.cwd)
         except OSError:
             return None
-        path = _which(argv[0], env)
-        if path is None or (cgroup and not (self.cgroup_home and _move_to(cgroup))):
+        # A path is spawned as is (posix_spawn refuses what the fork path must explain:
+        # not found, not executable, no #!); a name is looked up in the command's PATH.
+        path = argv[0] if b"/" in argv[0] else _which(argv[0], env)
+        if path is None or (cgroup and not (self.cgroup_home and self._join(cgroup))):
             return None
         stdin = (
             (os.POSIX_SPAWN_DUP2, fds[0], 0)
@@ -331,66 +390,81 @@ class _Server:
                 setsid=True,
                 setsigdef=DEFAULT_SIGNALS,
             )
-        except OSError:
+        except (OSError, ValueError):
             return None  # ENOEXEC (a script without #!), EACCES, ...: the fork path handles it
         finally:
-            if cgroup and not _move_to(self.cgroup_home):
+            if cgroup and not self._join(self.cgroup_home):
                 # Stuck in a command's cgroup (which gets killed): take no more requests.
                 self.retiring = True
 
-    def _exited(self, pid: int) -> None:
-        entry = self.children[pid]
-        pidfd, status, _, released = entry
-        self.sel.unregister(pidfd)
-        os.close(pidfd)
-        entry[0] = -1
-        entry[2] = True
-        if released:
-            self._reap(pid)
-            return
-        # Report without reaping: the zombie keeps the pid and group id reserved.
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        report = f"P {pid}\n" if self.unannounced.pop(pid, None) is not None else ""
-        if info is not None:
-            report += f"X {info.si_code} {info.si_status}\n"
-        _write_quiet(status, report.encode())
-        _close_all([status])
-        entry[1] = -1
+    def _join(self, procs_file: bytes) -> bool:
+        """Move this process into the cgroup whose ``cgroup.procs`` is given.
 
-    def _announce_due(self) -> None:
-        now = time.monotonic()
-        for pid, due in list(self.unannounced.items()):
-            if due <= now:
-                del self.unannounced[pid]
-                if self.children[pid][1] >= 0:
-                    _write_quiet(self.children[pid][1], f"P {pid}\n".encode())
+        The file stays open for the next command (most reuse the same pooled
+        cgroups); a cgroup removed and made again gets a fresh fd.
+        """
+        for _ in range(2):
+            fd = self.procs_fds.pop(procs_file, None)
+            try:
+                if fd is None:
+                    fd = os.open(procs_file, os.O_WRONLY)
+                os.write(fd, self.pid_text)
+            except OSError:
+                _close_all([fd] if fd is not None else [])
+                continue
+            self.procs_fds[procs_file] = fd
+            return True
+        return False
+
+    def _status(self, pid: int) -> None:
+        """Report a command's exit on its status pipe (for a client /proc did not answer)."""
+        status = self.children.get(pid)
+        if status is None:
+            return
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            info = None
+        if info is not None:
+            _write_quiet(status, b"X %d %d\n" % (info.si_code, info.si_status))
 
     def _release(self, pid: int) -> None:
-        entry = self.children.get(pid)
-        if entry is None:
+        """Kill the command's group, close its status pipe and reap it (once it is gone)."""
+        status = self.children.pop(pid, None)
+        if status is None:
             return
-        self.unannounced.pop(pid, None)
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        entry[3] = True
-        _close_all([entry[1]])
-        entry[1] = -1
-        if entry[2]:
-            self._reap(pid)
-        # else: reaped when its pidfd says it exited (SIGKILL is on its way).
+        _close_all([status])
+        try:
+            reaped = os.waitpid(pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            reaped = True
+        if not reaped:
+            # Still dying (SIGKILL is on its way): reaped when its pidfd says so.
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                self._reap(pid)
+                return
+            self.dying[pidfd] = pid
+            self.epoll.register(pidfd, select.EPOLLIN)
 
-    def _reap(self, pid: int) -> None:
-        entry = self.children.pop(pid)
+    def _unwatch(self, pidfd: int) -> None:
+        self.epoll.unregister(pidfd)
+        os.close(pidfd)
+
+    @staticmethod
+    def _reap(pid: int) -> None:
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-        _close_all([entry[0], entry[1]])
 
     # ------------------------------------------------------- limited servers
-    def _start_sub(self, request: dict[str, Any], theirs: int) -> None:
+    def _start_sub(self, payload: bytes, theirs: int) -> None:
         try:
             pid = os.fork()
         except OSError:
@@ -399,62 +473,47 @@ class _Server:
         if pid == 0:
             code = 0
             try:
-                self._become_sub(request, theirs)
+                self._become_sub(payload, theirs)
             except BaseException:  # noqa: BLE001  (a forked server must never return)
                 code = 1
             finally:
                 os._exit(code)
         _close_all([theirs])
         pidfd = os.pidfd_open(pid)
-        self.subs[pid] = pidfd
-        self.sel.register(pidfd, selectors.EVENT_READ, ("sub", pid))
+        self.subs[pidfd] = pid
+        self.epoll.register(pidfd, select.EPOLLIN)
 
-    def _become_sub(self, request: dict[str, Any], theirs: int) -> None:
-        self.unannounced.clear()
+    def _become_sub(self, payload: bytes, theirs: int) -> None:
+        limits, home, retire_cpu_s = payload.split(SEP)
         # Drop every fd of the main server: a copy of a status pipe held here
         # would hide a command's end from the client.
-        self.sel.close()
+        self.epoll.close()
         self.sock.close()
-        _close_all([fd for entry in self.children.values() for fd in entry[:2]])
-        _close_all(list(self.subs.values()))
-        home = request.get("cgroup_home")
-        if home and not _move_to(home):
-            home = None
-        for name, soft, hard in request["limits"]:
-            _setrlimit(name, soft, hard)
-        os.set_inheritable(theirs, False)
+        _close_all([*self.children.values(), *self.dying, *self.subs])
+        _close_all(list(self.procs_fds.values()))
         sub = _Server(
             socket.socket(fileno=theirs),
-            retire_cpu_s=float(request["retire_cpu_s"]),
-            cgroup_home=home,
+            retire_cpu_s=float(retire_cpu_s),
+            cgroup_home=home or None,
         )
+        if sub.cgroup_home and not sub._join(sub.cgroup_home):
+            sub.cgroup_home = None
+        for name, soft, hard in decode_limits(limits):
+            _setrlimit(name, soft, hard)
         sub.serve()
 
-    def _reap_sub(self, pid: int) -> None:
-        pidfd = self.subs.pop(pid)
-        self.sel.unregister(pidfd)
-        os.close(pidfd)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-
     def _shutdown(self) -> None:
-        for pid in list(self.children):
+        for pid in self.children:
             try:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
-        for pid in list(self.children):
+        for pid in [*self.children, *self.dying.values()]:
             self._reap(pid)
         # Limited servers end when the client closes their sockets; wait for them
         # (briefly) so the client can remove their cgroup afterwards.
-        for pid in list(self.subs):
-            os.close(self.subs.pop(pid))
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        for pid in self.subs.values():
+            self._reap(pid)
 
 
 def serve(fd: int) -> None:
@@ -474,27 +533,87 @@ class SpawnerError(Exception):
     """The spawner could not start, or could not start a command (it has not run)."""
 
 
+class CommandLost(SpawnerError):
+    """The server went away (or stopped answering) after taking the request.
+
+    The command may have started: it must not be started again elsewhere.
+    """
+
+
 class RequestTooLarge(SpawnerError):
-    """The command's argv and environment do not fit in one request."""
+    """The command's argv and environment do not fit in one request (or hold a NUL)."""
 
 
 class SpawnedChild:
-    """A command started by a spawner: its pid and the status pipe to watch."""
+    """A command started by a spawner: its pid, a pidfd and the status pipe to watch.
+
+    The pidfd becomes readable when the command exits; :meth:`collect` then
+    reads its wait status. The status pipe closing first means the server died.
+    """
 
     def __init__(self, pid: int, status_fd: int, channel: _Channel):
         self.pid = pid
         self.status_fd = status_fd
         self.channel = channel
         self.returncode: int | None = None
-        self._buffer = b""
+        # Race-free: the server keeps the command unreaped until it is released.
+        self.pidfd = os.pidfd_open(pid)
 
-    def feed(self, chunk: bytes) -> None:
-        """Parse status bytes; sets :attr:`returncode` on the ``X`` line."""
-        self._buffer += chunk
-        for line in self._buffer.split(b"\n"):
-            if line.startswith(b"X "):
-                code, status = map(int, line.split()[1:3])
-                self.returncode = status if code == os.CLD_EXITED else -status
+    def collect(self) -> bool:
+        """After the pidfd fired: set :attr:`returncode`; False when the server died first.
+
+        The exit status comes from the zombie's ``/proc/<pid>/stat``, else from
+        the server (a ``status`` request answered on the status pipe).
+        """
+        status = _zombie_status(self.pid)
+        if status is not None:
+            try:
+                # Still ours (a zombie the server holds): the status read was its own.
+                signal.pidfd_send_signal(self.pidfd, 0)
+            except OSError:
+                return False
+            self.returncode = os.waitstatus_to_exitcode(status)
+            return True
+        if not self.channel.ask_status(self.pid):
+            return False
+        line, _ = _read_line(self.status_fd, HANDSHAKE_TIMEOUT_S)
+        if not line.startswith(b"X "):
+            return False
+        code, value = map(int, line.split()[1:3])
+        self.returncode = value if code == os.CLD_EXITED else -value
+        return True
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the command to exit (up to ``timeout_s``) and collect its status."""
+        poller = select.poll()
+        poller.register(self.pidfd, select.POLLIN)
+        if not poller.poll(None if timeout_s is None else 1000 * timeout_s):
+            return False
+        return self.collect()
+
+    def close(self) -> None:
+        """Close our fds (the pidfd and the status pipe)."""
+        _close_all([self.pidfd, self.status_fd])
+        self.pidfd = self.status_fd = -1
+
+
+def _zombie_status(pid: int) -> int | None:
+    """The wait status of exited process ``pid`` from /proc (None: not readable, or running)."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        stat = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # Fields after the parenthesised command: state (field 3) ... exit_code (field 52).
+    fields = stat.rpartition(b")")[2].split()
+    if len(fields) < 50 or fields[0] != b"Z":
+        return None
+    return int(fields[49])
 
 
 class _Channel:
@@ -521,31 +640,26 @@ class _Channel:
         if ready != READY:
             raise SpawnerError("the spawner did not start (no handshake)")
 
-    def _take_pending(self) -> list[int]:
+    def _message(self, op: bytes, payload: bytes) -> bytes:
+        """A request carrying the pending releases (taken from the list)."""
         with self.lock:
             pending, self.pending = self.pending, []
-        return pending
+        return SEP.join((op, " ".join(map(str, pending)).encode(), payload))
 
-    def spawn(self, request: dict[str, Any], fds: list[int]) -> SpawnedChild:
+    def spawn(self, payload: bytes, fds: list[int]) -> SpawnedChild:
         """Send one spawn request with the child's fds (not closed here)."""
         if self.dead or self.retired:
             raise SpawnerError("spawner channel closed")
-        pending = self._take_pending()
-        data = json.dumps({**request, "release": pending}).encode()
-        if len(data) > MAX_REQUEST_BYTES:
-            with self.lock:
-                self.pending[:0] = pending
-            raise RequestTooLarge(f"a {len(data)}-byte request is too large for the spawner")
         status_r, status_w = os.pipe()
         try:
-            socket.send_fds(self.sock, [data], [*fds, status_w])
+            socket.send_fds(self.sock, [self._message(b"spawn", payload)], [*fds, status_w])
         except OSError as exc:
             os.close(status_r)
             self.dead = True
             raise SpawnerError(f"the spawner is gone: {exc}") from None
         finally:
             os.close(status_w)
-        line, rest = _read_line(status_r, HANDSHAKE_TIMEOUT_S)
+        line, _ = _read_line(status_r, HANDSHAKE_TIMEOUT_S)
         if not line.startswith(b"P "):
             os.close(status_r)
             if line == b"R":
@@ -555,14 +669,30 @@ class _Channel:
                 raise SpawnerError(
                     f"fork failed in the spawner: {os.strerror(int(line.split()[1]))}"
                 )
-            self.dead = True
-            raise SpawnerError("the spawner died before starting the command")
-        child = SpawnedChild(int(line.split()[1]), status_r, self)
+            # Died (or hung) with the request in hand, perhaps after starting the
+            # command but before announcing it: closing the socket makes a hung
+            # server kill whatever it started once it wakes.
+            self.close()
+            raise CommandLost("the spawner died while starting the command")
+        try:
+            child = SpawnedChild(int(line[2:]), status_r, self)
+        except OSError:
+            # No such process: the server died and the command was reaped by another.
+            os.close(status_r)
+            self.close()
+            raise CommandLost("the spawner died while starting the command") from None
         with self.lock:
             self.outstanding += 1
-        if rest:
-            child.feed(rest)
         return child
+
+    def ask_status(self, pid: int) -> bool:
+        """Ask the server to report ``pid``'s exit on its status pipe."""
+        try:
+            self.sock.send(self._message(b"status", str(pid).encode()))
+        except OSError:
+            self.dead = True
+            return False
+        return True
 
     def release(self, child: SpawnedChild) -> None:
         """Let the server kill the child's group and reap it (with the next request)."""
@@ -578,10 +708,10 @@ class _Channel:
 
     def flush(self) -> None:
         """Send the pending releases now."""
-        pending = self._take_pending()
-        if pending and not self.dead:
+        message = self._message(b"release", b"")
+        if message != b"release\0\0" and not self.dead:
             try:
-                self.sock.send(json.dumps({"op": "release", "release": pending}).encode())
+                self.sock.send(message)
             except OSError:
                 self.dead = True
 
@@ -599,8 +729,6 @@ class _Channel:
         self.sock.close()
 
 
-#: A command still running after this long gets its pid announced on its own.
-ANNOUNCE_DELAY_S = 0.002
 #: Released children whose reaping may wait for the next request (zombies held meanwhile).
 MAX_PENDING_RELEASES = 16
 #: A limited server retires when its own CPU time reaches this share of its CPU limit.
@@ -609,6 +737,21 @@ RETIRE_FRACTION = 0.5
 MAX_LIMITED = 4
 #: Below this address-space limit a limited server would not fit: commands are forked.
 MIN_LIMITED_AS = 256 << 20
+
+
+def _spawn_payload(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str, cgroup_procs: str | None, limits: Limits
+) -> bytes:
+    """The payload of a spawn request (RequestTooLarge: it cannot be sent)."""
+    head = (cwd, cgroup_procs or "", _encode_limits_cached(tuple(limits)), str(len(argv)))
+    text = "\0".join(itertools.chain(head, argv, itertools.chain.from_iterable(env.items())))
+    if text.count("\0") != len(head) + len(argv) + 2 * len(env) - 1:
+        # Not a valid C string: the direct path reports it (ValueError) as before.
+        raise RequestTooLarge("an argv or environment entry holds a NUL byte")
+    payload = text.encode("utf-8", "surrogateescape")  # os.fsencode, in one call
+    if len(payload) > MAX_REQUEST_BYTES:
+        raise RequestTooLarge(f"a {len(payload)}-byte request is too large for the spawner")
+    return payload
 
 
 class Spawner:
@@ -656,7 +799,7 @@ class Spawner:
         *,
         env: Mapping[str, str],
         cwd: str,
-        limits: Sequence[tuple[str, int, int]],
+        limits: Limits,
         cgroup_procs: str | None = None,
         cgroup_home: str | None = None,
         stdin_fd: int | None = None,
@@ -669,31 +812,26 @@ class Spawner:
         else the main server (``fork``). Raises :class:`SpawnerError` when no
         server could start it; the command has then not run.
         """
-        request = {
-            "op": "spawn",
-            "argv": list(argv),
-            "env": dict(env),
-            "cwd": cwd,
-            "limits": [list(limit) for limit in limits],
-            "cgroup_procs": cgroup_procs,
-            "stdin": stdin_fd is not None,
-        }
-        fds = [fd for fd in (stdin_fd, stdout_fd, stderr_fd) if fd is not None]
+        payload = _spawn_payload(argv, env, cwd, cgroup_procs, limits)
+        fds = [stdout_fd, stderr_fd] if stdin_fd is None else [stdin_fd, stdout_fd, stderr_fd]
         key = tuple(map(tuple, limits))
         for _ in range(2):  # a limited server that just retired is replaced once
             channel = self._limited(key, cgroup_home)
             if channel is None:
                 break
             try:
-                return channel.spawn(request, fds)
-            except RequestTooLarge:
+                return channel.spawn(payload, fds)
+            except CommandLost:
+                with self._lock:
+                    if self.limited.get(key) is channel:
+                        del self.limited[key]
                 raise
             except SpawnerError:
                 with self._lock:
                     if self.limited.get(key) is channel:
                         del self.limited[key]
                 channel.retire()  # closed once its running commands are released
-        return self.main.spawn(request, fds)
+        return self.main.spawn(payload, fds)
 
     def _limited(self, limits: tuple, cgroup_home: str | None) -> _Channel | None:
         """The limited server for ``limits``, forked on first use (None: not possible)."""
@@ -710,16 +848,19 @@ class Spawner:
             if channel is not None and not channel.dead and not channel.retired:
                 return channel
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            request = json.dumps(
-                {
-                    "op": "sub",
-                    "limits": [list(x) for x in limits],
-                    "cgroup_home": cgroup_home,
-                    "retire_cpu_s": values["RLIMIT_CPU"] * RETIRE_FRACTION,
-                }
-            ).encode()
+            payload = "\0".join(
+                (
+                    encode_limits(limits),
+                    cgroup_home or "",
+                    repr(values["RLIMIT_CPU"] * RETIRE_FRACTION),
+                )
+            )
             try:
-                socket.send_fds(self.main.sock, [request], [theirs.fileno()])
+                socket.send_fds(
+                    self.main.sock,
+                    [self.main._message(b"sub", os.fsencode(payload))],
+                    [theirs.fileno()],
+                )
             except OSError:
                 ours.close()
                 self.main.dead = True
@@ -741,11 +882,8 @@ class Spawner:
             return channel
 
     def release(self, child: SpawnedChild) -> None:
-        """Kill the child's group and let its server reap it; closes the status pipe."""
-        try:
-            os.close(child.status_fd)
-        except OSError:
-            pass
+        """Kill the child's group and let its server reap it; closes our fds of it."""
+        child.close()
         child.channel.release(child)
 
     def retire(self) -> None:
@@ -774,15 +912,15 @@ class Spawner:
 def _read_line(fd: int, timeout_s: float) -> tuple[bytes, bytes]:
     """Read the first line from a pipe: (line, bytes read after it); b"" on EOF or timeout."""
     buffer = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            if not sel.select(timeout_s):
-                return b"", b""
-            chunk = os.read(fd, 256)
-            if not chunk:
-                return buffer, b""
-            buffer += chunk
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while b"\n" not in buffer:
+        if not poller.poll(timeout_s * 1000):
+            return b"", b""
+        chunk = os.read(fd, 256)
+        if not chunk:
+            return buffer, b""
+        buffer += chunk
     line, _, rest = buffer.partition(b"\n")
     return line, rest
 
@@ -790,4 +928,4 @@ def _read_line(fd: int, timeout_s: float) -> tuple[bytes, bytes]:
 if __name__ == "__main__":
     serve(int(sys.argv[1]))
 
-__all__ = ["RequestTooLarge", "SpawnedChild", "Spawner", "SpawnerError", "serve"]
+__all__ = ["CommandLost", "RequestTooLarge", "SpawnedChild", "Spawner", "SpawnerError", "serve"]

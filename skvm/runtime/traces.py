@@ -6,6 +6,15 @@ One SQLite file (standard library) per work directory,
 so a run killed with SIGKILL leaves a readable store holding every op that
 finished before the kill (the run itself stays ``running``).
 
+A process keeps one connection per store (a few stores at most) for its
+lifetime, shared by its :class:`TraceStore` objects, and closes them at exit.
+Opening a store and closing its last connection cost four ``fsync`` calls
+(the new write-ahead log's header and directory entry; the checkpoint's log
+and database), milliseconds each, which a process running several skills,
+or the same skill repeatedly, pays once rather than per run. Commits are not
+synced either way (``synchronous=NORMAL``): records survive the writer's
+death, not a power cut right after them.
+
 Tables:
 
 * ``runs``: one row per run (id, skill, proc, model, status, totals);
@@ -19,6 +28,7 @@ Tables:
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sqlite3
@@ -79,10 +89,101 @@ def default_store_path(workdir: Path) -> Path:
     return Path(workdir) / TRACE_DIR / TRACE_FILE
 
 
+# json.dumps(x, default=str) builds an encoder per call; one is enough.
+_JSON = json.JSONEncoder(default=str)
+
+
 def _truncate(text: str | None, limit: int = PREVIEW_CHARS) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 3] + "..."
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """Which file ``path`` names now (device, inode), or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class _Connection:
+    """This process's connection to one store, shared by its TraceStores."""
+
+    def __init__(self, path: str):
+        # Autocommit mode: each statement below is its own atomic transaction.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self.lock = threading.Lock()
+        self.users = 0
+        with self.lock:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.identity = _identity(path)
+
+    def close(self) -> None:
+        with self.lock:
+            try:
+                self.db.close()
+            except sqlite3.Error:
+                pass  # e.g. its work directory was removed meanwhile
+
+
+#: Idle connections kept open per process (least recently used ones are closed).
+MAX_IDLE_STORES = 4
+_connections: dict[str, _Connection] = {}  # resolved path -> connection, in LRU order
+_connections_owner = os.getpid()
+_connections_lock = threading.Lock()
+_abandoned: list[dict[str, _Connection]] = []  # a parent's connections, never touched
+
+
+def _acquire(path: Path) -> _Connection:
+    """The shared connection to the store at ``path``, opened on first use."""
+    global _connections, _connections_owner
+    key = os.path.realpath(path)
+    with _connections_lock:
+        if _connections_owner != os.getpid():
+            # A forked child must not use (or close: that would checkpoint and
+            # delete the log under the parent) its parent's connections.
+            _abandoned.append(_connections)
+            _connections, _connections_owner = {}, os.getpid()
+        connection = _connections.pop(key, None)
+        if connection is not None and connection.identity != _identity(key):
+            # The file was deleted or replaced since: that connection writes nowhere.
+            if connection.users == 0:
+                connection.close()
+            connection = None
+        if connection is None:
+            connection = _Connection(key)
+        _connections[key] = connection  # most recently used last
+        connection.users += 1
+        idle = [k for k, c in _connections.items() if c.users == 0]
+        for stale in idle[: max(0, len(idle) - MAX_IDLE_STORES)]:
+            _connections.pop(stale).close()
+        return connection
+
+
+def _release(connection: _Connection) -> None:
+    with _connections_lock:
+        connection.users -= 1
+        if connection.users == 0 and connection not in _connections.values():
+            connection.close()  # replaced while in use
+
+
+def _close_all() -> None:
+    """Close this process's connections at exit (checkpointing their logs)."""
+    with _connections_lock:
+        if _connections_owner != os.getpid():
+            return
+        for connection in _connections.values():
+            connection.close()
+        _connections.clear()
+
+
+atexit.register(_close_all)
 
 
 class TraceStore:
@@ -91,16 +192,9 @@ class TraceStore:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: each statement below is its own atomic transaction.
-        self._db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=10
-        )
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._connection: _Connection | None = _acquire(self.path)
+        self._db = self._connection.db
+        self._lock = self._connection.lock
         self._seq: dict[str, int] = {}
 
     # ------------------------------------------------------------------ writing
@@ -148,7 +242,7 @@ class TraceStore:
                     op_name,
                     location,
                     inputs_hash,
-                    _truncate(inputs if isinstance(inputs, str) else json.dumps(inputs, default=str)),
+                    _truncate(inputs if isinstance(inputs, str) else _JSON.encode(inputs)),
                     _truncate(result),
                     outcome,
                     _truncate(error, 2000),
@@ -156,8 +250,8 @@ class TraceStore:
                     tokens_out,
                     latency_s,
                     started,
-                    json.dumps(messages, default=str) if messages is not None else None,
-                    json.dumps(tool_calls, default=str) if tool_calls is not None else None,
+                    _JSON.encode(messages) if messages is not None else None,
+                    _JSON.encode(tool_calls) if tool_calls is not None else None,
                 ),
             )
         return seq
@@ -175,9 +269,10 @@ class TraceStore:
             )
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
+        """Stop using the store (its connection stays open for this process; see above)."""
+        if self._connection is not None:
+            _release(self._connection)
+            self._connection = None
 
     # ------------------------------------------------------------------ reading
     def runs(self) -> list[dict[str, Any]]:

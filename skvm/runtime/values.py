@@ -198,9 +198,13 @@ def preview(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# json.dumps with options builds an encoder per call; one is enough.
+_DIGEST_ENCODER = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
+
+
 def digest(values: Any) -> str:
     """A stable short hash of a value (for traces)."""
-    data = json.dumps(values, sort_keys=True, default=str, ensure_ascii=False)
+    data = _DIGEST_ENCODER.encode(values)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 

@@ -264,6 +264,24 @@ def test_limited_server_retires_and_is_replaced(
     assert len(set(parents)) == 3
 
 
+def test_exit_status_from_the_server_when_proc_cannot_say(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spawner, "_zombie_status", lambda pid: None)
+    policy = SandboxPolicy(workdir, timeout_s=10)
+    assert run(["sh", "-c", "exit 3"], policy).returncode == 3
+    killed = run(["sh", "-c", "kill -TERM $$"], policy)
+    assert killed.returncode == -signal.SIGTERM and killed.killed_reason == "killed by signal 15"
+
+
+def test_nul_in_argv_is_refused_and_the_spawner_survives(workdir: Path) -> None:
+    policy = SandboxPolicy(workdir, timeout_s=10)
+    with pytest.raises(ValueError):
+        run(["echo", "a\0b"], policy)
+    assert run(["echo", "ok"], policy).stdout == "ok\n"
+    assert sandbox.spawn_mechanism().startswith("fork server")
+
+
 # ------------------------------------------------------------------ client API
 
 
@@ -283,10 +301,7 @@ def test_client_protocol_and_shutdown(tmp_path: Path) -> None:
         os.close(out_w)
         os.close(err_w)
         assert os.read(out_r, 100) == b"hello\n"
-        while child.returncode is None:
-            chunk = os.read(child.status_fd, 64)
-            assert chunk, "status pipe closed without an exit report"
-            child.feed(chunk)
+        assert child.wait(10), "no exit status"
         assert child.returncode == 0
         client.release(child)
         os.close(out_r)
