@@ -27,6 +27,9 @@ class CapRule:
     where: str = "any"
     #: Lowercase literals one of which every match contains (None: no prefilter).
     needles: tuple[str, ...] | None = None
+    #: For a rule without needles: lowercase literals one of which every match
+    #: contains, ignoring case but for CASE_FOLD_TRAPS (None: always searched).
+    gate: tuple[str, ...] | None = None
 
 
 _SPECIAL = set("()[]{}?*+|.^$")
@@ -69,8 +72,13 @@ def _group_end(pattern: str, start: int) -> int:
     return -1
 
 
-def _prefix(alternative: str) -> list[str] | None:
-    """Literal prefixes one of which every match of ``alternative`` starts with."""
+def _prefix(alternative: str, loose: bool = False) -> list[str] | None:
+    """Literal prefixes one of which every match of ``alternative`` starts with.
+
+    ``loose`` (for :func:`gate_for`) also accepts one-character prefixes and
+    spells an optional character both ways (``.m?js`` gives ``.mjs`` and
+    ``.js``) instead of cutting the prefix before it.
+    """
     alt = alternative
     while True:
         if alt.startswith("^"):
@@ -85,7 +93,7 @@ def _prefix(alternative: str) -> list[str] | None:
             return None
         found: list[str] = []
         for inner in _split_top(alt[3:end]):
-            sub = _prefix(inner)
+            sub = _prefix(inner, loose)
             if sub is None:
                 return None
             found.extend(sub)
@@ -99,13 +107,19 @@ def _prefix(alternative: str) -> list[str] | None:
             i += 2
             continue
         if ch in _SPECIAL or ch == "\\":
+            if loose and ch == "?" and literal:
+                # Both spellings, each followed by the prefixes of the rest
+                # (or by nothing: a shorter prefix is still a prefix).
+                head = "".join(literal).lower()
+                rest = _prefix(alt[i + 1 :], loose) or [""]
+                return [h + r for h in (head, head[:-1]) for r in rest if h + r]
             if ch in "?*{" and literal:
                 literal.pop()  # the previous character is optional
             break
         literal.append(ch)
         i += 1
     text = "".join(literal).lower()
-    return [text] if len(text) >= 2 else None
+    return [text] if len(text) >= (1 if loose else 2) else None
 
 
 def needles_for(pattern: str) -> tuple[str, ...] | None:
@@ -119,8 +133,26 @@ def needles_for(pattern: str) -> tuple[str, ...] | None:
     return tuple(sorted(set(found)))
 
 
+def gate_for(pattern: str) -> tuple[str, ...] | None:
+    """Like :func:`needles_for`, for the rules it finds no needles for.
+
+    Shorter and spelled-out literals make a weaker filter, used only as a
+    containment test on a text free of :data:`CASE_FOLD_TRAPS` (see
+    :func:`_first_match`).
+    """
+    found: list[str] = []
+    for alternative in _split_top(pattern):
+        sub = _prefix(alternative, loose=True)
+        if not sub:
+            return None
+        found.extend(sub)
+    return tuple(sorted(set(found)))
+
+
 def _r(primitive: str, level: int, pattern: str, where: str = "any") -> CapRule:
-    return CapRule(primitive, level, re.compile(pattern, re.IGNORECASE), where, needles_for(pattern))
+    needles = needles_for(pattern)
+    gate = gate_for(pattern) if needles is None else None
+    return CapRule(primitive, level, re.compile(pattern, re.IGNORECASE), where, needles, gate)
 
 
 #: The rule table. Order does not matter: every rule is tried.
@@ -240,14 +272,23 @@ _RULES_BY_NEEDLE: dict[str, tuple[int, ...]] = {
 _UNFILTERED: tuple[int, ...] = tuple(i for i, rule in enumerate(CAP_RULES) if rule.needles is None)
 
 
+#: The characters IGNORECASE matches to an ASCII letter that ``str.lower`` does
+#: not turn into that one letter ("ſ" matches "s"; "İ" lowers to two characters):
+#: without them, the lowercase form of every case-insensitive match of an ASCII
+#: literal is in the lowercase text.
+CASE_FOLD_TRAPS = "\u017f\u0131\u0130"
+
+
 class _Text:
     """A text with its lowercase form and the needles present in it (found once)."""
 
-    __slots__ = ("low", "present", "text")
+    __slots__ = ("folds", "low", "present", "text")
 
     def __init__(self, text: str):
         self.text = text
         self.low = text.lower()
+        # Whether a gate's containment test could miss a match (see CASE_FOLD_TRAPS).
+        self.folds = not text.isascii() and any(c in text for c in CASE_FOLD_TRAPS)
         longest = set(_NEEDLE_SCAN.findall(self.low)) if text else ()
         self.present = frozenset().union(*(_NEEDLE_PREFIXES[n] for n in longest))
 
@@ -272,6 +313,8 @@ def _first_match(rule: CapRule, target: _Text) -> re.Match | None:
     ``search`` without scanning the text once per rule.
     """
     if rule.needles is None or len(target.low) != len(target.text):
+        if rule.gate is not None and not target.folds and not any(g in target.low for g in rule.gate):
+            return None  # no match can start anywhere: skip the search of the whole text
         return rule.pattern.search(target.text)
     if target.present.isdisjoint(rule.needles):
         return None
@@ -283,6 +326,10 @@ def _first_match(rule: CapRule, target: _Text) -> re.Match | None:
 
 
 _CONSTRAINT = re.compile(r"\b(?:MUST|NEVER|ALWAYS|SHOULD|DO NOT|DON'T|REQUIRED|ONLY)\b|\b(?:must|never|always|do not|don't)\b")
+#: The constraint words in lowercase: a text whose lowercase form holds none of
+#: them has no constraint word (the pattern is case-sensitive ASCII), so the
+#: scan of most step texts is skipped.
+_CONSTRAINT_WORDS = ("must", "never", "always", "should", "do not", "don't", "required", "only")
 
 
 @attrs.frozen
@@ -321,7 +368,7 @@ def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) ->
             if m:
                 note(rule.primitive, rule.level, m.group(0))
                 break
-    constraints = _CONSTRAINT.findall(text)
+    constraints = _CONSTRAINT.findall(text) if any(w in prose.low for w in _CONSTRAINT_WORDS) else ()
     if constraints:
         level = 1 if len(constraints) < 3 else 2 if len(constraints) <= 5 else 3
         note("follow.constraint", level, f"{len(constraints)} constraint word(s): {constraints[0]}")

@@ -328,6 +328,8 @@ _SECRET_ENV = re.compile(r"\$\{?([A-Z][A-Z0-9_]*(?:_API_KEY|_TOKEN|_KEY|_SECRET)
 def env_var_requirements(text: str) -> list[Requirement]:
     """Environment variables a skill expects to be set (API keys and tokens)."""
     seen: dict[str, Requirement] = {}
+    if "$" not in text:  # every match starts with one; most texts have none
+        return []
     for m in _SECRET_ENV.finditer(text):
         seen.setdefault(m.group(1), Requirement("env", m.group(1), None, m.group(0), offset=m.start()))
     return list(seen.values())

@@ -115,6 +115,7 @@ KIND_BY_EXTENSION: dict[str, str] = {
     ),
     **dict.fromkeys([".md", ".markdown", ".txt", ".rst", ".adoc", ".org"], "reference"),
 }
+_KIND_NAME_PREFIXES = tuple(KIND_BY_NAME)
 _SNIFF_BYTES = 8192
 
 
@@ -168,22 +169,41 @@ class SkillSource:
         return None
 
 
+def _posix_parts(rel_path: str) -> tuple[str, ...]:
+    """``PurePosixPath(rel_path).parts``, without building a path for the usual case.
+
+    A path with no empty or ``.`` component (``a/b.py``, the form of every
+    walked or listed file) is its split; pathlib normalises the others.
+    """
+    parts = rel_path.split("/")
+    if "" in parts or "." in parts:
+        return PurePosixPath(rel_path).parts
+    return tuple(parts)
+
+
 def classify_path(rel_path: str, head: bytes = b"", executable: bool = False) -> str:
     """The kind of a bundled file from its path (and first bytes / mode)."""
-    path = PurePosixPath(rel_path)
-    lower = path.name.lower()
-    for prefix, kind in KIND_BY_NAME.items():
-        if (
-            lower == prefix
-            or lower.startswith(prefix + ".")
-            or ("." not in prefix and lower.startswith(prefix))
-        ):
-            return kind
+    parts = _posix_parts(rel_path)
+    # PurePosixPath's name and suffix ("" for the root, a dotfile or a trailing dot).
+    name = parts[-1] if parts and "/" not in parts[-1] else ""
+    dot = name.rfind(".")
+    suffix = name[dot:] if 0 < dot < len(name) - 1 else ""
+    lower = name.lower()
+    # Every name rule needs the name to start with its prefix: one test rules
+    # them all out for most files.
+    if lower.startswith(_KIND_NAME_PREFIXES):
+        for prefix, kind in KIND_BY_NAME.items():
+            if (
+                lower == prefix
+                or lower.startswith(prefix + ".")
+                or ("." not in prefix and lower.startswith(prefix))
+            ):
+                return kind
     if lower.startswith("."):
         return "other"
-    if len(path.parts) > 1 and path.parts[0].lower() in KIND_BY_DIR:
-        return KIND_BY_DIR[path.parts[0].lower()]
-    suffix = path.suffix.lower()
+    if len(parts) > 1 and parts[0].lower() in KIND_BY_DIR:
+        return KIND_BY_DIR[parts[0].lower()]
+    suffix = suffix.lower()
     if suffix in KIND_BY_EXTENSION:
         return KIND_BY_EXTENSION[suffix]
     if not suffix and (head.startswith(b"#!") or executable):
@@ -264,7 +284,7 @@ def _read_skill_md(skill_md: Path, display: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _hash_file(path: Path, rel: str) -> tuple[int, str, bool, bytes]:
+def _hash_file(path: str, rel: str) -> tuple[int, str, bool, bytes]:
     """(size, sha256, is_text, first bytes) of a bundled file."""
     digest = hashlib.sha256()
     size = 0
@@ -296,29 +316,34 @@ def _walk(root: Path, skill_md: Path) -> list[BundledFile]:
         rel = os.path.relpath(exc.filename, root) if exc.filename else "."
         raise _error(f"cannot read folder '{Path(rel).as_posix()}': {exc.strerror or exc}")
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+    # Plain strings, not Paths: a folder may hold hundreds of files, and
+    # building (and comparing) a Path per file cost more than reading it.
+    top = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(top, onerror=on_error, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS)
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if os.path.islink(full):
                 _check_dir_link(full, root)
+        # os.walk joins each directory onto ``top``: the rest is its relative path.
+        rel_dir = dirpath[len(top) :].lstrip("/")
         for name in sorted(filenames):
             if name in EXCLUDED_FILES:
                 continue
-            full = Path(dirpath, name)
-            if full == skill_md:
-                continue
-            rel = full.relative_to(root).as_posix()
+            if not rel_dir and name == skill_md.name:
+                continue  # SKILL.md itself (it always sits at the root)
+            full = os.path.join(dirpath, name)
+            rel = f"{rel_dir}/{name}" if rel_dir else name
             try:
-                st = full.stat()
+                st = os.stat(full)
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise _error(f"symlink loop at '{rel}' in the skill folder") from None
-                if full.is_symlink():
+                if os.path.islink(full):
                     continue  # a dangling link names nothing to bundle
                 raise _error(f"cannot read bundled file '{rel}': {exc.strerror or exc}") from None
             if stat.S_ISDIR(st.st_mode):
-                _check_dir_link(str(full), root)
+                _check_dir_link(full, root)
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue  # sockets, FIFOs, devices: nothing to bundle (and reading could block)
@@ -358,11 +383,14 @@ def _manifest(root: Path) -> tuple[list[BundledFile], str | None]:
     seen = set()
     for line in listed.splitlines():
         rel = line.strip()
-        path = PurePosixPath(rel)
-        if not rel or path.is_absolute() or ".." in path.parts or rel in seen:
+        if not rel or rel.startswith("/") or rel in seen:
+            continue
+        parts = _posix_parts(rel)
+        if ".." in parts:
             continue
         seen.add(rel)
-        files.append(BundledFile(path.as_posix(), None, None, classify_path(rel), None))
+        # The normalised path (PurePosixPath.as_posix of a relative path).
+        files.append(BundledFile("/".join(parts) or ".", None, None, classify_path(rel), None))
     return files, folder_name
 
 
@@ -375,11 +403,12 @@ def _strings(value) -> tuple[str, ...]:
 
 def _export_manifest(root: Path) -> tuple[ExportManifest, list[BundledFile]] | None:
     """The export manifest and its not-copied resources, or None when there is none."""
-    path = root / EXPORT_MANIFEST
-    if not path.is_file():
+    path = os.path.join(root, EXPORT_MANIFEST)
+    if not os.path.isfile(path):
         return None
     try:
-        doc = json.loads(path.read_text("utf-8"))
+        with open(path, encoding="utf-8") as fh:
+            doc = json.loads(fh.read())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("target"), str):
@@ -417,8 +446,10 @@ def load_skill_folder(path: str | Path) -> SkillSource:
     root, skill_md = _find_skill_md(Path(path), shown)
     display = skill_md.name
     text = _read_skill_md(skill_md, display)
-    folder_name = Path(os.path.abspath(root)).name
-    from_manifest = (root / CORPUS_SOURCE).is_file() and (root / CORPUS_MANIFEST).is_file()
+    folder_name = os.path.basename(os.path.abspath(root))
+    from_manifest = os.path.isfile(os.path.join(root, CORPUS_SOURCE)) and os.path.isfile(
+        os.path.join(root, CORPUS_MANIFEST)
+    )
     files = _walk(root, skill_md)
     if from_manifest:
         files = [f for f in files if f.rel_path not in (CORPUS_MANIFEST, CORPUS_SOURCE)]

@@ -42,7 +42,7 @@ import attrs
 
 from skvm.diagnostics import DiagnosticEngine, Location
 from skvm.frontend import dependencies as deps
-from skvm.frontend.capability_rules import step_capabilities
+from skvm.frontend.capability_rules import CASE_FOLD_TRAPS, step_capabilities
 from skvm.frontend.folder import SkillSource
 from skvm.frontend.frontmatter import Frontmatter
 from skvm.frontend.markdown import (
@@ -89,10 +89,6 @@ _ANY_RULE_WORD = re.compile(
         for pattern, _severity in RULE_PATTERNS
     )
 )
-#: The characters IGNORECASE matches to an ASCII letter that ``str.lower`` does
-#: not turn into that one letter ("ſ" matches "s"; "İ" lowers to two characters):
-#: without them, a rule word's lowercase form is in the lowercase text, at its offset.
-_CASE_FOLD_TRAPS = "\u017f\u0131\u0130"
 #: Lowercase words every rule word starts with ("MUST NOT" with "must").
 _RULE_WORD_STARTS = ("must", "never", "do not", "don't", "always", "required", "shall", "should", "avoid")
 #: Step openings that make a step conditional: (pattern, kind).
@@ -263,6 +259,7 @@ class Lowering:
         self.resource_symbols: dict[str, str] = {}
         # (path, characters that may not precede it) of the files a text can mention by name.
         self.mentionable: list[tuple[str, str]] = []
+        self.mentionable_bare: list[tuple[str, str]] = []
         self.referenced: set[str] = set()
         self.warned_missing: set[str] = set()
         self.procedures: list[Procedure] = []
@@ -342,6 +339,8 @@ class Lowering:
         self.mentionable = [
             (rel, "_-" if "/" in rel else "/_-") for rel in self.resource_symbols if len(rel) > 3
         ]
+        # What a text without a "/" can mention: most texts have none, most paths have one.
+        self.mentionable_bare = [(rel, boundary) for rel, boundary in self.mentionable if "/" not in rel]
         return ops
 
     # -- dependencies ---------------------------------------------------------------------
@@ -381,10 +380,11 @@ class Lowering:
                     self._require(req, self.loc(line, block.col))
             elif isinstance(block, (Paragraph, ListItem)):
                 text = block.text
-                for m in _INLINE_CODE.finditer(text):
-                    for req in deps.install_requirements(m.group(1)):
-                        line = block.line + text.count("\n", 0, m.start())
-                        self._require(req, self.loc(line, block.col))
+                if "`" in text:  # inline code; most paragraphs have none
+                    for m in _INLINE_CODE.finditer(text):
+                        for req in deps.install_requirements(m.group(1)):
+                            line = block.line + text.count("\n", 0, m.start())
+                            self._require(req, self.loc(line, block.col))
                 for req in deps.env_var_requirements(text):
                     line = block.line + text.count("\n", 0, req.offset)
                     self._require(req, self.loc(line, block.col))
@@ -547,8 +547,9 @@ class Lowering:
                 self._refs_in(item.text, item.line, item.col)
             elif isinstance(item, Table):
                 for row, line in zip(item.rows, item.row_lines or [item.line] * len(item.rows)):
-                    self._refs_in(" | ".join(row), line, item.col)
-                    self._rules_in(" | ".join(row), line, item.col)
+                    text = " | ".join(row)
+                    self._refs_in(text, line, item.col)
+                    self._rules_in(text, line, item.col)
             elif isinstance(item, CodeBlock):
                 self._refs_in(item.code, item.line, item.col)
 
@@ -611,10 +612,12 @@ class Lowering:
                 if "://" in target or target.startswith(("mailto:", "#")):
                     continue
                 found.append((m.start(1), target))
+        mentionable = self.mentionable_bare
         if "/" in text:
             for m in _PATH_MENTION.finditer(text):
                 found.append((m.start(1), m.group(1)))
-        for rel, boundary in self.mentionable:
+            mentionable = self.mentionable
+        for rel, boundary in mentionable:
             k = text.find(rel)
             if k >= 0 and (k == 0 or not (text[k - 1].isalnum() or text[k - 1] in boundary)):
                 found.append((k, rel))
@@ -716,7 +719,9 @@ class Lowering:
 
 def _rule_word_starts(text: str) -> list[int]:
     """Sorted offsets in ``text`` where a rule word may start (every one does start there)."""
-    if not text.isascii() and any(c in text for c in _CASE_FOLD_TRAPS):
+    # Without CASE_FOLD_TRAPS, a rule word's lowercase form is in the lowercase
+    # text, at its offset.
+    if not text.isascii() and any(c in text for c in CASE_FOLD_TRAPS):
         return [m.start() for m in _ANY_RULE_WORD.finditer(text)]
     # Substring searches of the lowercase text find the candidates faster than the regex.
     low = text.lower()

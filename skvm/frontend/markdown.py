@@ -14,6 +14,8 @@ Two stages, per container level:
    and groups lines into blocks. List items and block quotes are containers: their lines are
    dedented and parsed again one level deeper (at most :data:`MAX_DEPTH`
    levels; deeper content stays prose), so the cost is linear in the input.
+   A container holding one line of plain text (most list items) is built as
+   its paragraph directly.
 
 The classifier only emits kind sequences the grammar accepts, so any text
 parses; anything unknown is a paragraph. Where CommonMark and what skill
@@ -800,7 +802,19 @@ def _last_nonblank(level: _Level, ks: list[int], default: int) -> int:
 
 def _build(level: _Level, node: lark.Tree, info: list[object]) -> Block:
     """Turn one grammar node into a block."""
-    return _BUILDERS[node.data](level, node, info)
+    return _builders_by_rule()[node.data](level, node, info)
+
+
+@functools.lru_cache(maxsize=1)
+def _builders_by_rule() -> dict:
+    """:data:`_BUILDERS` keyed by the grammar's own rule names.
+
+    A tree's ``data`` is its rule's name object, a ``lark.Token`` whose
+    ``__eq__`` is Python code; looked up among those very objects, it is
+    found by identity and that ``__eq__`` never runs.
+    """
+    names = [rule.origin.name for rule in _parser().rules]
+    return {name: _BUILDERS[name] for name in names if name in _BUILDERS}
 
 
 def _tokens(node: lark.Tree) -> list[int]:
@@ -853,26 +867,55 @@ def _build_indented(level, node, info) -> CodeBlock:
     return CodeBlock(None, code, False, "", line, col, level.lines[ks[-1]])
 
 
-def _child_level(level: _Level, entries: list[tuple[str, int, int]]) -> _Level:
-    """A deeper level from (text, SKILL.md line, 0-based col) entries."""
+def _lone_text(st: str) -> bool:
+    """Whether ``st``, the only line of a container, can only classify as text.
+
+    Mirrors the checks :meth:`_Classifier.run` makes on a line with no
+    paragraph before it and no line after it (so no setext underline and no
+    table), conservatively: a line that might start any other block returns
+    False and takes the full path.
+    """
+    first = st[0]
+    if first in "<>":
+        return False
+    if first == "#":
+        return _ATX.match(st) is None
+    if first in "`~":
+        return _fence_open(st) is None
+    if first in "-*_+=" or first.isdigit():
+        return not _THEMATIC.match(st) and _list_marker(st) is None
+    return True
+
+
+def _container_blocks(level: _Level, entries: list[tuple[str, int, int]]) -> list[Block]:
+    """Parse a container's contents from (text, SKILL.md line, 0-based col) entries.
+
+    The contents are a level one deeper than ``level``; past MAX_DEPTH they
+    are kept as prose.
+    """
     while entries and not entries[-1][0].strip(" \t"):
         entries.pop()
-    return _Level(
+    if not entries:
+        return []
+    depth = level.depth + 1
+    if depth > MAX_DEPTH:
+        text = "\n".join(e[0].strip(" \t") for e in entries)
+        return [Paragraph(text, entries[0][1], entries[0][2] + 1, entries[-1][1])]
+    if len(entries) == 1:
+        # Most list items are one line of text: skip the classifier and the
+        # grammar, which would only find that one paragraph (as _build_paragraph
+        # would build it).
+        text, line, col = entries[0]
+        ind, nch = _indent(text)
+        if ind < 4 and _lone_text(text[nch:]):
+            return [Paragraph(text.strip(" \t"), line, col + nch + 1, line)]
+    child = _Level(
         [e[0] for e in entries],
         [e[1] for e in entries],
         [e[2] for e in entries],
         level.file,
-        level.depth + 1,
+        depth,
     )
-
-
-def _container_blocks(child: _Level) -> list[Block]:
-    """Parse a container's contents, or keep them as prose past MAX_DEPTH."""
-    if not child.texts:
-        return []
-    if child.depth > MAX_DEPTH:
-        text = "\n".join(t.strip(" \t") for t in child.texts)
-        return [Paragraph(text, child.lines[0], child.cols[0] + 1, child.lines[-1])]
     return _parse_level(child)
 
 
@@ -886,7 +929,7 @@ def _build_item(level: _Level, node: lark.Tree, info) -> tuple[ListItem, str, in
     for k in ks[1:]:
         rest, used = info[k]
         entries.append((rest, level.lines[k], level.cols[k] + used))
-    blocks = _container_blocks(_child_level(level, entries))
+    blocks = _container_blocks(level, entries)
     text = ""
     if blocks and isinstance(blocks[0], Paragraph):
         text = blocks[0].text
@@ -933,7 +976,7 @@ def _build_quote(level, node, info) -> BlockQuote:
     for k in ks:
         body, used, _lazy = info[k]
         entries.append((body, level.lines[k], level.cols[k] + used))
-    blocks = _container_blocks(_child_level(level, entries))
+    blocks = _container_blocks(level, entries)
     return BlockQuote(tuple(blocks), line, col, level.lines[ks[-1]])
 
 

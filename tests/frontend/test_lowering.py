@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from skvm.cli.opt import OptDriver
 from skvm.diagnostics import DiagnosticEngine, Severity, SkvmError
+from skvm.frontend.capability_rules import CAP_RULES, _first_match, _Text
 from skvm.frontend.importer import import_skill
 from skvm.ir.attributes import Keyword, SymbolRef, to_python
 from skvm.ir.printer import print_module
@@ -287,6 +288,27 @@ def test_step_capabilities_come_from_the_rule_table_with_evidence(tmp_path, text
     caps = [str(c) for c in step.attr("caps")]
     assert cap in caps
     assert cap in step.attr("evidence")
+
+
+_GATED_RULES = [rule for rule in CAP_RULES if rule.gate is not None]
+
+
+def test_rules_without_needles_get_gates():
+    # The two prose rules without needles would otherwise search every step.
+    assert {(r.primitive, r.level) for r in _GATED_RULES} >= {("gen.code.javascript", 1), ("reason.arithmetic", 3)}
+    assert "%" in next(r for r in _GATED_RULES if r.primitive == "reason.arithmetic").gate
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["x", " ", ".", "%", " of", "js", "MJS", "Tsx", "ts", "Node", "Statistics",
+                                 "ROI", "RO", "percent", "\u017f", "\u0131", "\u0130", "\u212a", "java", "script", "cript", "tatistic"]),
+                max_size=12))
+def test_a_gate_never_skips_a_match(pieces):
+    text = "".join(pieces)
+    for rule in _GATED_RULES:
+        expected = rule.pattern.search(text)
+        got = _first_match(rule, _Text(text))
+        assert (got and got.span()) == (expected and expected.span())
 
 
 def test_frontmatter_lands_in_meta_with_extensions(tmp_path):

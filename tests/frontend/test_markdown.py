@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skvm.diagnostics import SkvmError
+from skvm.frontend import markdown
 from skvm.frontend.markdown import (
     BlockQuote,
     CodeBlock,
@@ -420,3 +421,16 @@ def _must_parse(text: str) -> None:
         return
     for block in iter_blocks(blocks):
         assert 1 <= block.line <= block.end_line and block.col >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_MD_PIECES, st.text(alphabet=" \t#`~<>|-*_+=0123456789.)[]xa!", max_size=12)))
+def test_one_line_container_shortcut_matches_full_parse(line):
+    # A one-line list item or quote skips the classifier and the grammar; it
+    # must build exactly what the full parse of that level builds.
+    line = line.replace("\r", "").replace("\n", "")
+    if not line.strip(" \t"):
+        return
+    parent = markdown._Level([], [], [], "SKILL.md", 0)
+    level = markdown._Level([line], [7], [3], "SKILL.md", 1)
+    assert markdown._container_blocks(parent, [(line, 7, 3)]) == markdown._parse_level(level)
