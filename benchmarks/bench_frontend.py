@@ -1,6 +1,8 @@
 """Front-end benchmark: import + verify of the corpus, a synthetic 1 MB SKILL.md, linearity.
 
 Run: .venv/bin/python benchmarks/bench_frontend.py
+Every case is timed in rounds (each round runs every case once) and keeps its
+fastest run, in CPU time of this process; see ``_timing.py`` for why.
 Targets (issue 4): corpus median <= 10 ms per skill and p95 <= 50 ms (warm
 process); a 1 MB SKILL.md in < 3 s; time linear in size. Also prints where
 the time goes: reading the folder and frontmatter, Markdown, lowering, verify.
@@ -22,6 +24,14 @@ from skvm.frontend.lower import Lowering
 from skvm.frontend.markdown import parse_markdown
 from skvm.ir.verifier import verify
 from skvm.perf import paused_gc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved_best, probe_line
+
+#: Rounds over the corpus (each skill's best is kept; see _timing).
+ROUNDS = 20
+#: Rounds over the three synthetic sizes.
+SYNTHETIC_ROUNDS = 5
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / ".." / "shared" / "corpus"
@@ -48,25 +58,6 @@ print(json.dumps({{"n": {n}}}))
 |---|---|
 | {n} | x |
 """
-
-
-def best_of(fn, repeat: int = 5) -> float:
-    """The fastest of ``repeat`` runs, in seconds of this process's CPU time.
-
-    CPU time, not wall time: the machine is often shared with other jobs,
-    and the process's own CPU time is what the code costs.
-
-    The result of a run is released after its clock stops: freeing the
-    previous module is not part of importing the next one (a CLI run frees
-    its module once, at exit).
-    """
-    times = []
-    for _ in range(repeat):
-        started = time.process_time()
-        result = fn()
-        times.append(time.process_time() - started)
-        del result
-    return min(times)
 
 
 PHASES = ("folder+frontmatter", "markdown", "lowering", "verify")
@@ -131,7 +122,9 @@ def main() -> int:
         skills = sorted(p for p in CORPUS.iterdir() if (p / "SKILL.md").exists())
         for folder in skills:
             import_skill(folder)  # warm
-        per_skill = {f.name: best_of(lambda f=f: import_skill(f)) * 1000 for f in skills}
+        best, probes = interleaved_best({f.name: (lambda f=f: import_skill(f)) for f in skills}, ROUNDS)
+        per_skill = {name: seconds * 1000 for name, seconds in best.items()}
+        print(probe_line(probes))
         ordered = sorted(per_skill.values())
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
         median = statistics.median(ordered)
@@ -145,10 +138,13 @@ def main() -> int:
         print(f"corpus absent at {CORPUS}; skipping the corpus figures")
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [250_000, 500_000, 1_000_000]
-        seconds = {}
+        folders = {size: synthetic(size, Path(tmp) / f"s{size}") for size in sizes}
+        seconds, probes = interleaved_best(
+            {size: (lambda folder=folder: import_skill(folder)) for size, folder in folders.items()},
+            SYNTHETIC_ROUNDS,
+        )
+        print(probe_line(probes))
         for size in sizes:
-            folder = synthetic(size, Path(tmp) / f"s{size}")
-            seconds[size] = best_of(lambda folder=folder: import_skill(folder), repeat=2)
             print(f"synthetic {size / 1e6:.2f} MB: {seconds[size]:.3f} s")
         print_phases("split, 1 MB", best_phases([Path(tmp) / "s1000000"], 2), 1, " s")
         rows.append(("1 MB import (s)", seconds[1_000_000], 3))

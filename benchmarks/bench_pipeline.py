@@ -35,6 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved_best, probe_line  # the benchmarks' own helper
+
 CORPUS = ROOT / ".." / "shared" / "corpus"
 PIPELINE = "canonicalize,legalize,resolve-env,dce,parallelize,secure"
 #: Every pass of the pipeline, in order, with the option text used on generated modules.
@@ -142,14 +145,19 @@ def corpus(repeat: int, per_skill: bool, cold_memo: bool = True) -> bool:
             whole(skill, target)
     ok = True
     print(f"\ncorpus: {len(skills)} skills, import + verify + {PIPELINE} (verify-each) + print, "
-          f"best of {repeat}, secure's text memo {'cleared before each run' if cold_memo else 'kept'}, "
+          f"best of {repeat} interleaved rounds, secure's text memo {'cleared before each run' if cold_memo else 'kept'}, "
           f"load average {load()}")
     print(f"{'target':<34} {'median ms':>9} {'p95 ms':>7} {'max ms':>7} {'front med':>9} "
           f"{'passes med':>10} {'verdict':>8}")
-    front_ms = {s.name: best_of(lambda s=s: front(s), repeat) * 1e3 for s in skills}
+    cases: dict = {("front", s.name): (lambda s=s: front(s)) for s in skills}
+    for target in builtin_targets():
+        cases.update({(target, s.name): (lambda s=s, t=target: whole(s, t)) for s in skills})
+    best, probes = interleaved_best(cases, repeat, clock=time.perf_counter)
+    print(probe_line(probes))
+    front_ms = {s.name: best["front", s.name] * 1e3 for s in skills}
     rows = []
     for target in builtin_targets():
-        totals = {s.name: best_of(lambda s=s, t=target: whole(s, t), repeat) * 1e3 for s in skills}
+        totals = {s.name: best[target, s.name] * 1e3 for s in skills}
         values = list(totals.values())
         med, p95 = statistics.median(values), percentile(values, 0.95)
         rest = [totals[k] - front_ms[k] for k in totals]
@@ -268,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="store_true", help="only the corpus part")
     parser.add_argument("--scaling", nargs="*", type=int, default=None, help="only scaling, at these sizes")
     parser.add_argument("--per-skill", action="store_true", help="print one row per corpus skill")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=20, help="rounds (corpus) or runs (scaling)")
     parser.add_argument("--warm-memo", action="store_true",
                         help="keep secure's text memo between runs (a process compiling a skill again)")
     opts = parser.parse_args(argv)
