@@ -12,6 +12,7 @@ pure-Python loop once per round so a report can show how far the host moved.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Hashable, Mapping
 
@@ -29,17 +30,22 @@ def interleaved_best(
     cases: Mapping[Hashable, Callable[[], object]],
     rounds: int,
     clock: Callable[[], float] = time.process_time,
+    collect: bool = False,
 ) -> tuple[dict[Hashable, float], list[float]]:
     """Each case's fastest time over ``rounds`` rounds, and the host probe of each round.
 
     A case's result is released after its clock stops (freeing it is not
-    part of what is measured).
+    part of what is measured). With ``collect``, a full garbage collection
+    runs before each case, outside its clock (for cases that build large
+    heaps, so one case's garbage is not collected on the next one's time).
     """
     best = {key: float("inf") for key in cases}
     probes = []
     for _ in range(rounds):
         probes.append(host_probe())
         for key, fn in cases.items():
+            if collect:
+                gc.collect()
             started = clock()
             result = fn()
             best[key] = min(best[key], clock() - started)

@@ -17,6 +17,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 
@@ -26,6 +27,9 @@ from skvm.ir.printer import print_module
 from skvm.ir.verifier import verify
 from skvm.passes.base import ModulePass, PassContext
 from skvm.passes.manager import PassManager
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved_best  # the benchmarks' own helper
 
 #: Target figures (issue 3): name -> (comparison, bound).
 TARGETS = {
@@ -191,17 +195,15 @@ def interleaved_ratio(small: int, large: int, repeat: int) -> float:
     two sizes in alternation exposes both to the same drift, where timing
     one size after the other would put the drift into the ratio.
     """
+    def run(text: str) -> None:
+        module = parse_module(text, "bench.skir")
+        verify(module)
+        print_module(module)
+
     texts = {n: generate(n) for n in (small, large)}
-    best = {n: float("inf") for n in texts}
-    for _ in range(repeat):
-        for n, text in texts.items():
-            gc.collect()
-            start = CLOCK()
-            module = parse_module(text, "bench.skir")
-            verify(module)
-            print_module(module)
-            best[n] = min(best[n], CLOCK() - start)
-            del module
+    best, _ = interleaved_best(
+        {n: (lambda text=text: run(text)) for n, text in texts.items()}, repeat, CLOCK, collect=True
+    )
     return best[large] / best[small]
 
 
