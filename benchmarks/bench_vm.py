@@ -2,8 +2,8 @@
 
 1. Overhead: a deterministic skill of 50 commands run by the VM (sandbox and traces on)
    against the same 50 commands run by one bash process (target <= 1.3x). Rounds are
-   interleaved (VM with the fork server, VM with the direct /bin/sh-wrapper path for
-   reference, VM without traces, VM recording into a store new to the process, bash
+   interleaved (VM starting commands in-process, VM with the fork server and VM with
+   the direct /bin/sh-wrapper path for reference, VM without traces, VM recording into a store new to the process, bash
    with output to /dev/null, bash capturing each output with ``$(...)`` as the VM
    does); best-of-N and median are reported with the load average, and the ratio is
    taken against the faster bash variant. The VM process keeps its trace store open
@@ -56,20 +56,23 @@ def bench_overhead(repeats: int) -> dict:
         "bash >/dev/null": "".join(f"/bin/echo 'line {i}' > /dev/null\n" for i in range(COMMANDS)),
         "bash $(...)": "".join(f"c{i}=$(/bin/echo 'line {i}')\n" for i in range(COMMANDS)),
     }
-    # "vm direct": the /bin/sh-wrapper path (the fallback); "vm no traces": the trace
-    # store's share (per-op commits); "vm new store": a store new to this process.
-    times: dict[str, list[float]] = {"vm": [], "vm direct": [], "vm no traces": [],
-                                     "vm new store": [], **{k: [] for k in scripts}}
+    # "vm fork server": without the _spawn extension; "vm direct": the /bin/sh-wrapper
+    # path (the last fallback); "vm no traces": the trace store's share; "vm new
+    # store": a store new to this process.
+    times: dict[str, list[float]] = {"vm": [], "vm fork server": [], "vm direct": [],
+                                     "vm no traces": [], "vm new store": [],
+                                     **{k: [] for k in scripts}}
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
-        for enabled in (False, True):  # warm-up: spawner, cgroups, trace store
-            sandbox.SPAWNER_ENABLED = enabled
+        for native, spawner in ((False, False), (False, True), (True, True)):  # warm-up
+            sandbox.NATIVE_ENABLED, sandbox.SPAWNER_ENABLED = native, spawner
             Interpreter(module, RunOptions(workdir=tmp)).run("main", {})
         for index in range(repeats):
             for name, samples in times.items():
                 store = Path(tmp) / f"store-{index}.sqlite" if name == "vm new store" else None
                 start = time.perf_counter()
                 if name.startswith("vm"):
+                    sandbox.NATIVE_ENABLED = name not in ("vm fork server", "vm direct")
                     sandbox.SPAWNER_ENABLED = name != "vm direct"
                     options = RunOptions(workdir=tmp, record_traces=name != "vm no traces",
                                          trace_store=store)
@@ -77,7 +80,7 @@ def bench_overhead(repeats: int) -> dict:
                 else:
                     subprocess.run(["bash", "-c", scripts[name]], cwd=tmp, check=True)
                 samples.append(time.perf_counter() - start)
-        sandbox.SPAWNER_ENABLED = True
+        sandbox.NATIVE_ENABLED = sandbox.SPAWNER_ENABLED = True
     rows = {name: {"best_ms": 1000 * min(t) / COMMANDS, "median_ms": 1000 * statistics.median(t) / COMMANDS}
             for name, t in times.items()}
     bash_best = min(rows[k]["best_ms"] for k in scripts)
@@ -87,6 +90,7 @@ def bench_overhead(repeats: int) -> dict:
         "ratio_best": rows["vm"]["best_ms"] / bash_best,
         "ratio_median": rows["vm"]["median_ms"] / bash_median,
         "direct_ratio_best": rows["vm direct"]["best_ms"] / bash_best,
+        "server_ratio_best": rows["vm fork server"]["best_ms"] / bash_best,
         "mechanism": sandbox.spawn_mechanism(),
         "load": f"{load_before} -> {_load()}",
         "repeats": repeats,
@@ -178,7 +182,7 @@ def main() -> None:
     for name, row in o["rows"].items():
         print(f"[overhead]   {name:16s} {row['best_ms']:.2f} ms/cmd ({row['median_ms']:.2f})")
     print(f"[overhead] ratio VM/bash {o['ratio_best']:.2f}x best, {o['ratio_median']:.2f}x median"
-          f" (target <= 1.3x; direct path {o['direct_ratio_best']:.2f}x); commands start by {o['mechanism']}")
+          f" (target <= 1.3x; fork server {o['server_ratio_best']:.2f}x, direct path {o['direct_ratio_best']:.2f}x); commands start by {o['mechanism']}")
     for row in bench_parallel(repeats=max(1, opts.repeats // 3)):
         if "k" in row:
             print(f"[parallel] k={row['k']}: wall {row['wall_s']:.3f}s (median {row['median_s']:.3f}s), "

@@ -38,6 +38,8 @@ from typing import Any
 import attrs
 
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
+from skvm.runtime import native
+from skvm.runtime.native import NativeChild
 from skvm.runtime.spawner import CommandLost, SpawnedChild, Spawner, SpawnerError
 
 GIB = 1 << 30
@@ -259,6 +261,7 @@ class _IsolatedSpawner:
 
     def __init__(self) -> None:
         self.error: str | None = None
+        self.netns_fd = -1  # the empty namespace, open (close-on-exec); -1: not entered
         self.pool = concurrent.futures.ThreadPoolExecutor(1, "skvm-netns", self._enter)
         # Run the initializer now so failures are known before the first command.
         self.pool.submit(lambda: None).result()
@@ -272,6 +275,12 @@ class _IsolatedSpawner:
                 f"unshare(CLONE_NEWNET) failed ({os.strerror(ctypes.get_errno())});"
                 " it needs root or CAP_SYS_ADMIN"
             )
+        else:
+            # Commands started in-process (skvm.runtime.native) enter it with setns.
+            try:
+                self.netns_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+            except OSError:
+                self.netns_fd = -1
 
     def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen:
         """Start a process from the isolated thread."""
@@ -315,9 +324,50 @@ def _pids_cgroup_root() -> Path | None:
         except OSError:
             continue
         if ok:
+            _sweep_dead_cgroups(root)
             return base
         _rmdir_quiet(base)
     return None
+
+
+def _sweep_dead_cgroups(root: Path) -> None:
+    """Kill what is left in the cgroups of skvm processes that died, and remove them.
+
+    A VM killed with SIGKILL cannot clean up: its commands die with it (their
+    parent-death signal, or their fork server's shutdown), but what they
+    started in the background lives on in their pids cgroups. The next skvm
+    process to use the sandbox ends them.
+    """
+    try:
+        entries = [entry for entry in os.scandir(root) if entry.name.startswith("skvm-")]
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name[5:]
+        if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+            continue  # alive (or not ours to judge)
+        groups = [Path(entry.path) / name for name in _listdir_quiet(entry.path)]
+        for group in groups:
+            procs = os.fsencode(group / "cgroup.procs")
+            for _ in range(50):
+                pids = _read_bytes(procs).split()
+                if not pids:
+                    break
+                for member in pids:
+                    try:
+                        os.kill(int(member), signal.SIGKILL)
+                    except (ProcessLookupError, ValueError):
+                        pass
+                time.sleep(0.002)
+            _rmdir_quiet(group)
+        _rmdir_quiet(Path(entry.path))
+
+
+def _listdir_quiet(path: str) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def process_limit_mechanism() -> str:
@@ -378,6 +428,7 @@ class _PidsCgroup:
         self.limit = -1
         self.procs_file = os.fsencode(self.path / "cgroup.procs")
         self.procs_text = os.fsdecode(self.procs_file)
+        self._procs_wfd = -1
         # Kept open and read with pread: each read shows the counters afresh.
         self.events_fd = os.open(self.path / "pids.events", os.O_RDONLY)
         self.baseline = self._fork_failures()
@@ -393,6 +444,20 @@ class _PidsCgroup:
             (group.path / "pids.max").write_text(str(limit))
             group.limit = limit
         return group
+
+    @property
+    def procs_wfd(self) -> int:
+        """``cgroup.procs`` open for writing (kept open): a child joins by writing "0"."""
+        if self._procs_wfd < 0:
+            self._procs_wfd = os.open(self.procs_file, os.O_WRONLY)
+        return self._procs_wfd
+
+    def close(self) -> None:
+        """Close the files kept open (the cgroup leaves the pool)."""
+        for fd in (self.events_fd, self._procs_wfd):
+            if fd >= 0:
+                os.close(fd)
+        self.events_fd = self._procs_wfd = -1
 
     def _fork_failures(self) -> int:
         try:
@@ -428,7 +493,7 @@ class _PidsCgroup:
             time.sleep(0.002)
         # Unkillable members (stuck in the kernel): leave this cgroup out of the pool.
         refused = self.refused_forks()
-        os.close(self.events_fd)
+        self.close()
         return refused
 
 
@@ -567,6 +632,8 @@ def _rlimits_for(
     return tuple(clamped)
 
 
+#: Set to False to start commands through the fork server (when the extension is built).
+NATIVE_ENABLED = True
 #: Set to False to start every command directly (the slower fallback path).
 SPAWNER_ENABLED = True
 #: How many times a dead spawner is replaced before the direct path is used for good.
@@ -610,7 +677,9 @@ def _command_spawner(isolate_net: bool) -> Spawner | None:
 
 
 def spawn_mechanism(allow_network: bool = False) -> str:
-    """Say how commands are started on this machine (fork server, or why not)."""
+    """Say how commands are started on this machine (in-process, fork server, or why not)."""
+    if NATIVE_ENABLED and native.available():
+        return "in-process vfork (skvm.runtime._spawn)"
     isolate_net = not allow_network and network_isolation_available()[0]
     if _command_spawner(isolate_net) is not None:
         return "fork server (one per VM process and network mode)"
@@ -639,7 +708,7 @@ class _Launched:
         stdout: int,
         stderr: int,
         proc: subprocess.Popen | None = None,
-        spawned: SpawnedChild | None = None,
+        spawned: SpawnedChild | NativeChild | None = None,
     ):
         self.pid = pid
         self.stdin = stdin
@@ -666,21 +735,43 @@ class _Launched:
 
 def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin) -> _Launched:
     """Start a command through the fork server (SpawnerError: not started)."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    in_r, in_w = os.pipe() if stdin is not None else (None, None)
-    try:
-        spawned = spawner.spawn(
+    return _launch_piped(
+        functools.partial(
+            spawner.spawn,
             command,
             env=env,
             cwd=cwd,
             limits=_rlimits(policy),
             cgroup_procs=cgroup.procs_text if cgroup is not None else None,
             cgroup_home=_spawner_cgroup(),
-            stdin_fd=in_r,
-            stdout_fd=out_w,
-            stderr_fd=err_w,
-        )
+        ),
+        stdin,
+    )
+
+
+def _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net) -> _Launched:
+    """Start a command in-process with vfork semantics (OSError: not started)."""
+    return _launch_piped(
+        functools.partial(
+            native.spawn,
+            command,
+            env=env,
+            cwd=cwd,
+            limits=_rlimits(policy),
+            cgroup_procs_fd=cgroup.procs_wfd if cgroup is not None else -1,
+            netns_fd=_spawner().netns_fd if isolate_net else -1,
+        ),
+        stdin,
+    )
+
+
+def _launch_piped(start, stdin) -> _Launched:
+    """Make the command's pipes and ``start(stdin_fd=, stdout_fd=, stderr_fd=)`` it."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if stdin is not None else (None, None)
+    try:
+        spawned = start(stdin_fd=in_r, stdout_fd=out_w, stderr_fd=err_w)
     except BaseException:
         for fd in (out_r, err_r, in_w):
             if fd is not None:
@@ -728,9 +819,10 @@ def run(
 
     ``shell=True`` runs ``argv`` (one string) with ``/bin/sh -c`` for pipelines;
     otherwise ``argv`` is exec'd as is (no shell parses it). Commands are
-    started by the fork server (:mod:`skvm.runtime.spawner`), which sets the
-    limits in the forked child; when it cannot run, by a ``/bin/sh`` wrapper
-    that sets them with ``ulimit``. ``extra_env`` is added after scrubbing (the
+    started in-process with vfork semantics (:mod:`skvm.runtime.native`), the
+    child confining itself before exec; without that extension, by the fork
+    server (:mod:`skvm.runtime.spawner`); when it cannot run either, by a
+    ``/bin/sh`` wrapper that sets the limits with ``ulimit``. ``extra_env`` is added after scrubbing (the
     caller vouches for it). A missing executable gives return code 127, as in
     a shell. Never raises for anything the command itself does.
     """
@@ -751,11 +843,22 @@ def run(
             cgroup = _PidsCgroup.acquire(cgroup_base, policy.max_processes)
         except OSError:
             cgroup = None
-    spawner = _command_spawner(isolate_net)
     start = time.perf_counter()
     launched = None
+    spawner = None
+    if NATIVE_ENABLED and native.available():
+        try:
+            launched = _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net)
+        except OSError:
+            launched = None  # clone failed (no memory, no pids left): nothing ran
+        except BaseException:
+            if cgroup:
+                cgroup.release()
+            raise
+    if launched is None:
+        spawner = _command_spawner(isolate_net)
     try:
-        if spawner is not None:
+        if launched is None and spawner is not None:
             try:
                 launched = _launch_spawned(spawner, command, cwd, policy, env, cgroup, stdin)
             except CommandLost:
@@ -824,6 +927,8 @@ def _reap(launched: _Launched, spawner: Spawner | None) -> int | None:
     if launched.proc is not None:
         return launched.proc.wait()
     spawned = launched.spawned
+    if isinstance(spawned, NativeChild):
+        return spawned.reap()  # after the group was killed: its id cannot be reused meanwhile
     if spawned.returncode is None:
         # Killed before its exit was collected: it follows the SIGKILL closely.
         spawned.wait(2.0)
@@ -874,8 +979,10 @@ def _supervise(launched: _Launched, policy, stdin, cgroup, start):
     if spawned is not None:
         # Its exit (pidfd), or the spawner's death (the status pipe closes).
         poller.register(spawned.pidfd, _READ)
-        poller.register(spawned.status_fd, _READ)
-        watched += 2
+        watched += 1
+        if spawned.status_fd is not None:
+            poller.register(spawned.status_fd, _READ)
+            watched += 1
     if pending_in is not None:
         os.set_blocking(launched.stdin, False)
         poller.register(launched.stdin, _WRITE)
@@ -918,8 +1025,10 @@ def _supervise(launched: _Launched, policy, stdin, cgroup, start):
                     # No writer left: read on to the end now, no read can block.
             elif spawned is not None and fd == spawned.pidfd:
                 poller.unregister(spawned.pidfd)
-                poller.unregister(spawned.status_fd)
-                watched -= 2
+                watched -= 1
+                if spawned.status_fd is not None:
+                    poller.unregister(spawned.status_fd)
+                    watched -= 1
                 if not spawned.collect():
                     killed_reason = SPAWNER_DIED
                     break
@@ -1097,7 +1206,7 @@ def _cleanup_cgroups() -> None:
         time.sleep(0.01)
     with _cgroup_pool_lock:
         for group in _cgroup_pool:
-            os.close(group.events_fd)
+            group.close()
         _cgroup_pool.clear()
     for group in [*base.glob("run-*"), spawners]:
         _rmdir_quiet(group)

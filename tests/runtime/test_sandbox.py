@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from skvm.runtime import sandbox
+from skvm.runtime import native, sandbox
 from skvm.runtime.sandbox import (
     SandboxPolicy,
     SandboxViolation,
@@ -24,16 +24,22 @@ from skvm.runtime.sandbox import (
 PY = sys.executable
 
 
-@pytest.fixture(autouse=True, params=["fork-server", "direct"])
+START_PATHS = {"in-process": "in-process", "fork-server": "fork server", "direct": "direct"}
+
+
+@pytest.fixture(autouse=True, params=list(START_PATHS))
 def start_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs twice: commands started by the fork server, and by the /bin/sh wrapper."""
+    """Every test runs three times: commands started in-process (the _spawn extension),
+    by the fork server, and by the /bin/sh wrapper."""
+    if request.param == "in-process" and not native.available():
+        pytest.skip(native.UNAVAILABLE)
+    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", request.param == "in-process")
     monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", request.param == "fork-server")
     return request.param
 
 
 def test_start_path_is_the_one_asked_for(start_path: str) -> None:
-    mechanism = sandbox.spawn_mechanism()
-    assert mechanism.startswith("fork server" if start_path == "fork-server" else "direct")
+    assert sandbox.spawn_mechanism().startswith(START_PATHS[start_path])
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ print(json.dumps({
 @pytest.fixture(autouse=True)
 def fork_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test here uses the fork server (and leaves the module's settings as they were)."""
+    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", False)
     monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
 
 
