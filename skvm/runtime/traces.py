@@ -8,11 +8,14 @@ Op records are written by a writer thread per store (group commit): the VM
 queues a record when its op ends and goes on to the next op while the
 thread writes everything queued so far in one transaction. SQLite releases
 the GIL while it writes, so the commit overlaps the next command instead of
-delaying it (it was about a fifth of the VM's time per command). Every
+delaying it (it was about a fifth of the VM's time per command). The thread
+lets records gather for up to :data:`GATHER_S` after the first one of a
+batch: waking it, and handing it the GIL, for every op of a run of short
+commands cost about as much again as the commands' own start-up. Every
 transaction is atomic, so a run killed with SIGKILL leaves a readable,
 consistent store holding every op up to the last commit, which trails the
-op's end by about a commit's time (well under a millisecond here); the run
-itself stays ``running``. Reading a store, finishing a run and closing a
+op's end by at most that gathering time plus a commit; the run itself
+stays ``running``. Reading a store, finishing a run and closing a
 store first wait for the queue to drain, so a finished run's records are
 all on disk and a reader in the same process sees every record.
 
@@ -119,6 +122,10 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+#: How long the writer lets op records gather before it commits them together.
+GATHER_S = 0.01
+
+
 class _Connection:
     """This process's connection to one store, shared by its TraceStores."""
 
@@ -141,6 +148,8 @@ class _Connection:
         )
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        # Set by flush() and close(): the writer stops gathering and commits now.
+        self._hurry = threading.Event()
         self._error: Exception | None = None
 
     def submit(self, sql: str, params: tuple) -> None:
@@ -160,6 +169,7 @@ class _Connection:
         if self._writer is not None:
             done = threading.Event()
             self._queue.put(done)
+            self._hurry.set()  # after the put: the writer's drain below will see it
             done.wait()
         self._raise_failure()
 
@@ -171,6 +181,9 @@ class _Connection:
     def _write_loop(self) -> None:
         while True:
             batch = [self._queue.get()]
+            if isinstance(batch[0], tuple):
+                self._hurry.wait(GATHER_S)  # the batch's first record: let others join it
+            self._hurry.clear()
             while True:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -209,6 +222,7 @@ class _Connection:
             pass  # already reported to the run that wrote the records, if it was still running
         if self._writer is not None:
             self._queue.put(None)
+            self._hurry.set()
             self._writer.join()
         with self.lock:
             try:
