@@ -35,6 +35,8 @@ _SCALAR_TYPES = frozenset({str, int, float, bool})
 _YIELDING_PARENTS = frozenset(
     {"ctl.if", "ctl.for_each", "ctl.map", "ctl.parallel", "jit.solid", "env.if"}
 )
+#: Marks a scope entry that did not exist before a region defined it.
+_ABSENT = object()
 #: Ops (besides context and module ops) allowed at module level.
 _MODULE_LEVEL_ALLOWED = frozenset({"env.require", "env.bind", "env.if"})
 #: Symbol kinds expected by the attribute that references them.
@@ -126,6 +128,9 @@ class Verifier:
         #: ids of ops whose own checks (shape, attributes, symbol references)
         #: are known to pass; see :func:`verify_changed`.
         self.own_known_good: frozenset[int] = frozenset()
+        #: (name, previous type or _ABSENT) for every value put in scope, so
+        #: that leaving a region can undo its definitions; see _verify_op.
+        self.scope_log: list[tuple[str, object]] = []
 
     # ---- reporting ---------------------------------------------------------------
     def _report(self, op: Op | None, message: str) -> None:
@@ -166,6 +171,8 @@ class Verifier:
             self.symbols[name] = op
 
     def _verify_module_level(self, op: Op) -> None:
+        # Each top-level op starts a new scope: nothing before it is undone.
+        self.scope_log.clear()
         spec = _spec_of(type(op))
         if not (
             spec.allowed_at_module_level or op.name in _MODULE_LEVEL_ALLOWED or not spec.registered
@@ -200,7 +207,18 @@ class Verifier:
         if name in defined:
             self.error(op, f"value %{name} is defined more than once")
         defined.add(name)
+        self.scope_log.append((name, scope.get(name, _ABSENT)))
         scope[name] = t
+
+    def _leave_region(self, scope: dict, mark: int) -> None:
+        """Undo the scope changes logged since ``mark`` (the region's own values)."""
+        log = self.scope_log
+        while len(log) > mark:
+            name, previous = log.pop()
+            if previous is _ABSENT:
+                del scope[name]
+            else:
+                scope[name] = previous
 
     def _verify_region(
         self, region: Region, scope: dict, defined: set, parent: Op, in_proc: Op | None
@@ -244,12 +262,16 @@ class Verifier:
         if spec.has_hook:
             self.ctx.value_types = scope
             op.verify_op(self.ctx)
-        # Regions: each sees the enclosing scope plus its own arguments.
+        # Regions: each sees the enclosing scope plus its own arguments. What
+        # a region defines is undone when it ends, rather than giving it a
+        # copy of the scope: a procedure of many branches (a dispatcher over
+        # many procedures) would copy an ever larger scope, quadratic time.
         for region in op.regions:
-            inner = dict(scope)
+            mark = len(self.scope_log)
             for arg in region.args:
-                self._define(op, arg.name, arg.type, inner, defined)
-            self._verify_region(region, inner, defined, parent=op, in_proc=in_proc)
+                self._define(op, arg.name, arg.type, scope, defined)
+            self._verify_region(region, scope, defined, parent=op, in_proc=in_proc)
+            self._leave_region(scope, mark)
         # Results become visible after the op.
         for value in op.results:
             self._define(op, value.name, value.type, scope, defined)
