@@ -75,9 +75,13 @@ class DictAttr:
     @classmethod
     def of(cls, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> DictAttr:
         """Build a dictionary from a mapping, converting values with :func:`to_attr`."""
-        merged = dict(mapping or {})
-        merged.update(kwargs)
-        items = [(k, v if type(v) in _SCALARS else to_attr(v)) for k, v in merged.items()]
+        if kwargs:
+            merged = dict(mapping or {})
+            merged.update(kwargs)
+            mapping = merged
+        elif not mapping:
+            return cls()
+        items = [(k, v if type(v) in _ATOMS else to_attr(v)) for k, v in mapping.items()]
         items.sort(key=_key)
         return cls(tuple(items))
 
@@ -122,6 +126,8 @@ def to_attr(value: Any) -> Attribute:
     """Convert a Python value (lists, dicts, types) into an attribute value."""
     if type(value) in _ATOMS:
         return value
+    if type(value) is tuple and all(type(v) in _ATOMS for v in value):
+        return value  # already an array attribute (the usual case): no copy
     if isinstance(value, (list, tuple)):
         return tuple(to_attr(v) for v in value)
     if isinstance(value, dict):

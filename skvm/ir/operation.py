@@ -91,7 +91,15 @@ def _collect_refs(value: Any, kind: type, out: list[str]) -> None:
 def _sorted_attrs(value: Any) -> DictAttr:
     if isinstance(value, DictAttr):
         return value
-    return DictAttr.of(value or {})
+    if not value:
+        return _NO_ATTRIBUTES  # immutable, so one instance serves every op without attributes
+    return DictAttr.of(value)
+
+
+_NO_ATTRIBUTES = DictAttr()
+#: Op.build's construction steps (see there).
+_new_object = object.__new__
+_set_field = object.__setattr__
 
 
 @attrs.frozen
@@ -172,16 +180,21 @@ class Op:
     ) -> Op:
         """Build an op of the class registered for ``name``."""
         cls = OP_REGISTRY.get(name, UnregisteredOp)
-        # The field converters make the tuples and the sorted DictAttr.
-        return cls(
-            name=name,
-            operands=operands,
-            results=results,
-            attributes=attributes,
-            regions=regions,
-            loc=loc,
-            pos=pos,
-        )
+        # Exactly what the attrs ``__init__`` does: each field's converter,
+        # then ``object.__setattr__`` (how a frozen attrs class sets its
+        # fields). Inlined because the front end builds ops by the ten
+        # thousand, and the generated ``__init__``, with a call per field and
+        # per converter, cost more than the rest of building an op. Op
+        # subclasses add no fields and no ``__init__`` (``register`` checks).
+        op = _new_object(cls)
+        _set_field(op, "name", name)
+        _set_field(op, "operands", tuple(operands))
+        _set_field(op, "results", tuple(results))
+        _set_field(op, "attributes", _sorted_attrs(attributes))
+        _set_field(op, "regions", tuple(regions))
+        _set_field(op, "loc", loc)
+        _set_field(op, "pos", pos)
+        return op
 
     # ---- accessors ------------------------------------------------------------
     @property
@@ -297,6 +310,9 @@ def register(cls: type[Op]) -> type[Op]:
         raise ValueError(f"{cls.__name__} needs an op_name")
     if name in OP_REGISTRY:
         raise ValueError(f"op {name} registered twice")
+    if cls.__init__ is not Op.__init__:
+        # An attrs subclass (with fields or checks of its own) would have one.
+        raise ValueError(f"{cls.__name__} may not define __init__: Op.build does not call it")
     OP_REGISTRY[name] = cls
     return cls
 
