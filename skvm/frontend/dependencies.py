@@ -165,15 +165,54 @@ def install_requirements(text: str) -> list[Requirement]:
 _STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 
+#: A line that is one import statement in its plainest form (``import a.b``,
+#: ``import a as b``, ``from a.b import c, d``), with the module it names.
+_PLAIN_IMPORT_LINE = re.compile(
+    r"[ \t]*(?:import[ \t]+(?P<imported>[\w.]+)(?:[ \t]+as[ \t]+\w+)?"
+    r"|from[ \t]+(?P<source>[\w.]+)[ \t]+import[ \t]+\w+(?:[ \t]*,[ \t]*\w+)*)[ \t]*"
+)
+
+
+def _only_known_imports(code: str, local: set[str]) -> bool:
+    """Whether ``code`` surely imports nothing but standard and ``local`` modules.
+
+    True when every line holding the word ``import`` is a plain import of
+    such a module: every import statement has that keyword on some line, so
+    the parse could only find those (or nothing, for a syntax error). A
+    backslash might join lines into another statement: the parse decides.
+    """
+    if "\\" in code:
+        return False
+    for line in code.split("\n"):
+        if "import" not in line:
+            continue
+        m = _PLAIN_IMPORT_LINE.fullmatch(line)
+        if m is None:
+            return False
+        top = (m.group("imported") or m.group("source")).split(".")[0]
+        # An empty top is a relative import, which the parse ignores too.
+        if top and top not in _STDLIB and top not in local:
+            return False
+    return True
+
+
 def python_imports(code: str, local_modules: Iterable[str] = ()) -> list[Requirement]:
     """Third-party distributions imported by Python ``code`` (empty if it does not parse)."""
     if "import" not in code:
         return []  # no import statement to find (nor a parse worth the time)
+    local = set(local_modules)
+    # Snippets importing only the standard library are common: skip their parse.
+    if _only_known_imports(code, local):
+        return []
+    return _parsed_imports(code, local)
+
+
+def _parsed_imports(code: str, local: set[str]) -> list[Requirement]:
+    """:func:`python_imports` by parsing ``code``."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    local = set(local_modules)
     seen: dict[str, Requirement] = {}
     lines = code.split("\n")
     offsets = [0]

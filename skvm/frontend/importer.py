@@ -33,6 +33,9 @@ def import_skill(path: str | Path, diag: DiagnosticEngine | None = None) -> Modu
     with paused_gc():
         blocks = parse_markdown(front.body, source.display_name, front.body_start_line)
         module = Lowering(source, front, blocks, diag).run()
+        # Free the Markdown tree now: when the collector resumes it scans
+        # every object allocated during the pause that is still alive.
+        del blocks
         problems = verify(module)
     if problems:
         raise SkvmError(problems)
