@@ -477,9 +477,10 @@ class Interpreter:
                     op_id=op_id,
                     op_name=op.name,
                     location=location,
-                    inputs=[values.preview(v, 200) for v in inputs],
-                    inputs_hash=values.digest(inputs),
-                    result=values.preview(results[0], 400) if results else None,
+                    # Built by the store's writer thread, while the next op runs.
+                    inputs=lambda: [values.preview(v, 200) for v in inputs],
+                    inputs_hash=lambda: values.digest(inputs),
+                    result=(lambda: values.preview(results[0], 400)) if results else None,
                     outcome=outcome,
                     error=error,
                     tokens_in=tokens_in,

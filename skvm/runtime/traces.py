@@ -49,6 +49,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ class _Connection:
         self.identity = _identity(path)
         # Group commit: statements queued by submit(), written by one thread.
         # None stops the thread (the connection is closing).
-        self._queue: queue.SimpleQueue[tuple[str, tuple] | threading.Event | None] = (
+        self._queue: queue.SimpleQueue[tuple[str, Any] | threading.Event | None] = (
             queue.SimpleQueue()
         )
         self._writer: threading.Thread | None = None
@@ -152,8 +153,11 @@ class _Connection:
         self._hurry = threading.Event()
         self._error: Exception | None = None
 
-    def submit(self, sql: str, params: tuple) -> None:
-        """Queue one statement for the writer thread (raises the writer's last failure)."""
+    def submit(self, sql: str, params: tuple | Callable[[], tuple]) -> None:
+        """Queue one statement for the writer thread (raises the writer's last failure).
+
+        ``params`` may be a callable: the writer thread builds the row.
+        """
         self._raise_failure()
         if self._writer is None:
             with self._writer_lock:
@@ -204,7 +208,7 @@ class _Connection:
             try:
                 self.db.execute("BEGIN")
                 for sql, params in statements:
-                    self.db.execute(sql, params)
+                    self.db.execute(sql, params() if callable(params) else params)
                 self.db.execute("COMMIT")
             except Exception as exc:  # noqa: BLE001 - handed to the VM thread, which raises it
                 # The writer must not die: flush() would wait for it forever.
@@ -318,8 +322,8 @@ class TraceStore:
         op_name: str,
         location: str | None,
         inputs: Any,
-        inputs_hash: str,
-        result: str | None,
+        inputs_hash: str | Callable[[], str],
+        result: str | None | Callable[[], str | None],
         outcome: str,
         error: str | None = None,
         tokens_in: int = 0,
@@ -332,31 +336,39 @@ class TraceStore:
         """Queue one op record for the writer thread and return its sequence number.
 
         The record is committed atomically, in order, shortly after (see the
-        module docstring); :meth:`flush` waits for it.
+        module docstring); :meth:`flush` waits for it. ``inputs``,
+        ``inputs_hash`` and ``result`` may be callables returning the value:
+        the writer thread calls them, off the VM's critical path, so what they
+        read must not change after the op (the VM never mutates a value).
         """
+
+        def row() -> tuple:
+            shown = inputs() if callable(inputs) else inputs
+            value = result() if callable(result) else result
+            return (
+                run_id,
+                seq,
+                op_id,
+                op_name,
+                location,
+                inputs_hash() if callable(inputs_hash) else inputs_hash,
+                _truncate(shown if isinstance(shown, str) else _JSON.encode(shown)),
+                _truncate(value),
+                outcome,
+                _truncate(error, 2000),
+                tokens_in,
+                tokens_out,
+                latency_s,
+                started,
+                _JSON.encode(messages) if messages is not None else None,
+                _JSON.encode(tool_calls) if tool_calls is not None else None,
+            )
+
         with self._seq_lock:
             seq = self._seq.get(run_id, 0) + 1
             self._seq[run_id] = seq
             self._connection_in_use().submit(
-                "INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    seq,
-                    op_id,
-                    op_name,
-                    location,
-                    inputs_hash,
-                    _truncate(inputs if isinstance(inputs, str) else _JSON.encode(inputs)),
-                    _truncate(result),
-                    outcome,
-                    _truncate(error, 2000),
-                    tokens_in,
-                    tokens_out,
-                    latency_s,
-                    started,
-                    _JSON.encode(messages) if messages is not None else None,
-                    _JSON.encode(tool_calls) if tool_calls is not None else None,
-                ),
+                "INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
             )
         return seq
 
