@@ -287,6 +287,12 @@ def _cost(response: Any, model: str) -> float | None:
     """The call's price in USD, or None when litellm does not know the model."""
     if model.split("/", 1)[0] in _providers:
         return 0.0
+    # litellm prices every response it returns (None: a model it has no price
+    # for); pricing it again cost about 2 ms of GIL-holding work per call.
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, dict) and "response_cost" in hidden:
+        cost = hidden["response_cost"]
+        return None if cost is None else float(cost)
     try:
         return float(litellm().completion_cost(completion_response=response))
     except Exception:  # noqa: BLE001  (unknown local models raise; cost is optional)
