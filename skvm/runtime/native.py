@@ -19,8 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import select
 from collections.abc import Mapping, Sequence
+
+from skvm.runtime.spawner import wait_readable
 
 try:
     from skvm.runtime import _spawn
@@ -71,11 +72,7 @@ class NativeChild:
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for the command to exit (up to ``timeout_s``) and collect its status."""
-        poller = select.poll()
-        poller.register(self.pidfd, select.POLLIN)
-        if not poller.poll(None if timeout_s is None else 1000 * timeout_s):
-            return False
-        return self.collect()
+        return wait_readable(self.pidfd, timeout_s) and self.collect()
 
     def reap(self) -> int | None:
         """Reap the (killed or exited) command; close the pidfd; its return code."""

@@ -585,16 +585,19 @@ class SpawnedChild:
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for the command to exit (up to ``timeout_s``) and collect its status."""
-        poller = select.poll()
-        poller.register(self.pidfd, select.POLLIN)
-        if not poller.poll(None if timeout_s is None else 1000 * timeout_s):
-            return False
-        return self.collect()
+        return wait_readable(self.pidfd, timeout_s) and self.collect()
 
     def close(self) -> None:
         """Close our fds (the pidfd and the status pipe)."""
         _close_all([self.pidfd, self.status_fd])
         self.pidfd = self.status_fd = -1
+
+
+def wait_readable(fd: int, timeout_s: float | None) -> bool:
+    """Wait until ``fd`` (a pidfd: the process exited) is readable; False on timeout."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout_s is None else 1000 * timeout_s))
 
 
 def _zombie_status(pid: int) -> int | None:
@@ -928,4 +931,12 @@ def _read_line(fd: int, timeout_s: float) -> tuple[bytes, bytes]:
 if __name__ == "__main__":
     serve(int(sys.argv[1]))
 
-__all__ = ["CommandLost", "RequestTooLarge", "SpawnedChild", "Spawner", "SpawnerError", "serve"]
+__all__ = [
+    "CommandLost",
+    "RequestTooLarge",
+    "SpawnedChild",
+    "Spawner",
+    "SpawnerError",
+    "serve",
+    "wait_readable",
+]
