@@ -24,13 +24,14 @@ import sys
 
 from skvm.capabilities import is_primitive, suggest
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
-from skvm.ir.attributes import Cap, DictAttr, SymbolRef, TypeAttr
+from skvm.ir.attributes import Cap, DictAttr, Keyword, SymbolRef, TypeAttr, UnitAttr, ValueRef
 from skvm.ir.dialects import COMMON_ATTR_CHECKS
 from skvm.ir.operation import Module, Op, Region, Trait, VerifyContext
 from skvm.ir.types import Type, is_assignable, validate_type
 
-#: Attribute values with nothing nested in them.
-_SCALAR_TYPES = frozenset({str, int, float, bool})
+#: Attribute values with nothing in them to check: scalars, the unit
+#: attribute and keywords (see _verify_nested). Exact types: the hot path.
+_NOTHING_TO_CHECK = frozenset({str, int, float, bool, UnitAttr, Keyword})
 #: Ops whose regions may end in ctl.yield.
 _YIELDING_PARENTS = frozenset(
     {"ctl.if", "ctl.for_each", "ctl.map", "ctl.parallel", "jit.solid", "env.if"}
@@ -79,13 +80,14 @@ class _OpSpec:
 
     __slots__ = (
         "allowed_at_module_level",
-        "checks",
+        "attr_table",
         "has_hook",
         "module_level_only",
         "operands",
         "regions",
         "registered",
         "required_attrs",
+        "required_count",
         "results",
         "terminator",
     )
@@ -97,8 +99,14 @@ class _OpSpec:
         self.regions = _bounds(cls.region_count)
         self.required_attrs = cls.required_attrs
         # The op's own checker wins over the common provenance one.
-        self.checks = dict(COMMON_ATTR_CHECKS)
-        self.checks.update((key, check) for key, check in cls.attr_checks.items() if check)
+        checks = dict(COMMON_ATTR_CHECKS)
+        checks.update((key, check) for key, check in cls.attr_checks.items() if check)
+        # key -> (its checker or None, whether it is required): what the one
+        # pass over an op's attributes needs to know about a key, in one lookup.
+        self.attr_table = {key: (check, False) for key, check in checks.items()}
+        for key in self.required_attrs:
+            self.attr_table[key] = (checks.get(key), True)
+        self.required_count = len(set(self.required_attrs))
         self.allowed_at_module_level = bool(cls.traits & (Trait.MODULE_LEVEL | Trait.CONTEXT))
         self.module_level_only = bool(cls.traits & Trait.MODULE_LEVEL)
         self.terminator = bool(cls.traits & Trait.TERMINATOR)
@@ -224,8 +232,9 @@ class Verifier:
         self, region: Region, scope: dict, defined: set, parent: Op, in_proc: Op | None
     ) -> None:
         last = len(region.ops) - 1
+        specs = _SPECS
         for index, op in enumerate(region.ops):
-            spec = _spec_of(type(op))
+            spec = specs.get(type(op)) or _spec_of(type(op))  # the lookup inline: one op at a time
             if spec.terminator and index != last:
                 self.error(op, f"'{op.name}' must be the last op of its region")
             self._verify_op(op, spec, scope, defined, parent, in_proc)
@@ -239,12 +248,11 @@ class Verifier:
         parent: Op | None,
         in_proc: Op | None,
     ) -> None:
-        if id(op) not in self.own_known_good:
-            self._verify_own(op, spec)
+        # The op's own checks walk its attributes, finding its uses on the way.
+        uses = op.uses() if id(op) in self.own_known_good else self._verify_own(op, spec)
         if in_proc is not None and spec.module_level_only:
             self.error(op, f"'{op.name}' is only allowed at skill level")
         # Uses.
-        uses = op.uses()
         for name in uses:
             if name not in scope:
                 if name in defined:
@@ -296,13 +304,16 @@ class Verifier:
                 self.error(op, f"ctl.return of %{name}: type {have} does not match result type {want}")
 
     # ---- per-op checks ---------------------------------------------------------------
-    def _verify_own(self, op: Op, spec: _OpSpec) -> None:
-        """The checks that depend only on ``op`` itself and the module's symbols."""
+    def _verify_own(self, op: Op, spec: _OpSpec) -> tuple[str, ...]:
+        """The checks that depend only on ``op`` itself and the module's symbols.
+
+        Returns ``op.uses()``: the one pass over the attributes that checks
+        them also collects the ``%x`` references nested in them.
+        """
         if not spec.registered:
             if not self.allow_unregistered:
                 self.error(op, f"unknown op '{op.name}' (use --allow-unregistered to accept it)")
-            self._verify_attributes_common(op)
-            return
+            return self._verify_attributes_common(op)
         low, high = spec.operands
         if not low <= len(op.operands) <= high:
             self.error(
@@ -323,41 +334,73 @@ class Verifier:
                 op,
                 f"'{op.name}' has {_count_text(op.region_count)} region(s), got {len(op.regions)}",
             )
+        # One pass over the attributes: count the required keys present, run
+        # the checkers, set aside the values with something nested in them.
+        # Problems are reported after it, in the order of separate passes
+        # (missing keys, then checker problems, then nested problems).
         attributes = op.attributes
-        for key in spec.required_attrs:
-            if key not in attributes:
-                self.error(op, f"'{op.name}' requires attribute '{key}'")
-        checks = spec.checks
+        table = spec.attr_table
+        required_found = 0
+        problems: list[str] = []
+        compound: list[tuple[str, object]] = []
         for key, value in attributes.items:
-            check = checks.get(key)
-            if check is not None:
-                problem = check(value)
-                if problem:
-                    self.error(op, f"attribute '{key}' of '{op.name}': {problem}")
-        self._verify_attributes_common(op)
+            entry = table.get(key)
+            if entry is not None:
+                check, required = entry
+                required_found += required  # counts each key once: a DictAttr's keys are unique
+                if check is not None:
+                    problem = check(value)
+                    if problem:
+                        problems.append(f"attribute '{key}' of '{op.name}': {problem}")
+            if type(value) not in _NOTHING_TO_CHECK:
+                compound.append((key, value))
+        if required_found < spec.required_count:
+            for key in spec.required_attrs:
+                if key not in attributes:
+                    self.error(op, f"'{op.name}' requires attribute '{key}'")
+        for problem in problems:
+            self.error(op, problem)
+        # Most ops have nothing nested to check: their uses are the operands.
+        return self._verify_compound(op, compound) if compound else op.operands
 
-    def _verify_attributes_common(self, op: Op) -> None:
-        for key, value in op.attributes.items:
-            if type(value) not in _SCALAR_TYPES:  # scalars hold nothing to check
-                self._verify_nested(op, key, value)
+    def _verify_attributes_common(self, op: Op) -> tuple[str, ...]:
+        """Check what is nested in ``op``'s attributes; return ``op.uses()``."""
+        compound = [
+            (key, value) for key, value in op.attributes.items if type(value) not in _NOTHING_TO_CHECK
+        ]
+        return self._verify_compound(op, compound)
 
-    def _verify_nested(self, op: Op, key: str, value: object) -> None:
-        """Check the capabilities, types and symbol references in ``value``, pre-order."""
-        if isinstance(value, tuple):
-            for item in value:
-                if type(item) not in _SCALAR_TYPES:
-                    self._verify_nested(op, key, item)
-        elif isinstance(value, DictAttr):
-            for _, item in value.items:
-                if type(item) not in _SCALAR_TYPES:
-                    self._verify_nested(op, key, item)
-        elif isinstance(value, Cap):
+    def _verify_compound(self, op: Op, compound: list[tuple[str, object]]) -> tuple[str, ...]:
+        """Check the attributes ``compound`` of ``op`` that hold something; return ``op.uses()``."""
+        refs: list[str] = []
+        for key, value in compound:
+            self._verify_nested(op, key, value, refs)
+        # As Op.uses: the operands, then the %x references in attribute order.
+        return op.operands + tuple(refs) if refs else op.operands
+
+    def _verify_nested(self, op: Op, key: str, value: object, refs: list[str]) -> None:
+        """Check the capabilities, types and symbol references in ``value``, pre-order.
+
+        Appends the names of the value references (``%x``) found to ``refs``.
+        """
+        # The kinds are disjoint: the most frequent (capabilities) is tested first.
+        if isinstance(value, Cap):
             if not is_primitive(value.primitive):
                 hint = suggest(value.primitive)
                 extra = f"; did you mean {hint[0]}?" if hint else ""
                 self.error(op, f"unknown capability primitive '{value.primitive}'{extra}")
             if not 0 <= value.level <= 3:
                 self.error(op, f"capability level L{value.level} is not in L0..L3")
+        elif isinstance(value, tuple):
+            for item in value:
+                if type(item) not in _NOTHING_TO_CHECK:
+                    self._verify_nested(op, key, item, refs)
+        elif isinstance(value, DictAttr):
+            for _, item in value.items:
+                if type(item) not in _NOTHING_TO_CHECK:
+                    self._verify_nested(op, key, item, refs)
+        elif isinstance(value, ValueRef):
+            refs.append(value.name)
         elif isinstance(value, TypeAttr):
             problem = validate_type(value.type)
             if problem:

@@ -313,3 +313,39 @@ def test_bad_proc_result_type_object():
         "attribute 'result_types': unknown type 'nope'",
         "ctl.return of %a: type text does not match result type nope",
     ]
+
+
+def test_one_pass_over_the_attributes_reports_as_separate_passes_would():
+    """_verify_own checks every attribute in one pass; problems keep the order of
+    the separate passes (missing keys, checkers, nested values), and what it
+    returns is the op's uses."""
+    from skvm.ir.attributes import UNIT, Cap, DictAttr, SymbolRef, ValueRef
+    from skvm.ir.verifier import Verifier, _spec_of
+
+    op = Op.build(
+        "llm.step",
+        operands=("task",),
+        attributes={
+            # Sorted keys put the nested problem (caps) before the checker problems.
+            "caps": (Cap("no.such_primitive", 1), Cap("reason.logic", 9)),
+            "commands": (ValueRef("a"), "ls"),
+            "marker": 3,
+            "script": "not a symbol",
+            "extra": DictAttr((("k", ValueRef("b")), ("s", SymbolRef("nowhere")), ("w", Keyword("x")))),
+            "synthetic": UNIT,
+        },
+    )
+    verifier = Verifier(Module("m", Region(())))
+    uses = verifier._verify_own(op, _spec_of(type(op)))
+    assert uses == op.uses() == ("task", "a", "b")
+    assert [d.message for d in verifier.diagnostics] == [
+        "'llm.step' requires attribute 'prompt'",
+        "attribute 'commands' of 'llm.step': expected a list of strings",
+        "attribute 'marker' of 'llm.step': expected a string",
+        "attribute 'script' of 'llm.step': expected a symbol reference (@name)",
+        "unknown capability primitive 'no.such_primitive'",
+        "capability level L9 is not in L0..L3",
+        "reference to undefined symbol @nowhere",
+    ]
+    plain = Op.build("ctx.text", attributes={"title": "t", "text": "x"})
+    assert verifier._verify_own(plain, _spec_of(type(plain))) is plain.operands
