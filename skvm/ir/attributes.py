@@ -11,7 +11,7 @@ types in attribute position (``!text``) and dictionaries.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Union
 
 import attrs
@@ -81,6 +81,8 @@ class DictAttr:
             mapping = merged
         elif not mapping:
             return cls()
+        if cls is DictAttr:
+            return dict_attr_of(mapping)
         items = [(k, v if type(v) in _ATOMS else to_attr(v)) for k, v in mapping.items()]
         items.sort(key=_key)
         return cls(tuple(items))
@@ -118,6 +120,9 @@ Attribute = Union[
 _SCALARS = frozenset({str, int, float, bool})
 
 
+#: DictAttr.of's construction steps (see there).
+_new_object = object.__new__
+_set_field = object.__setattr__
 #: The key of a dictionary entry (``itemgetter``: no Python call per entry sorted).
 _key = operator.itemgetter(0)
 
@@ -180,3 +185,35 @@ def walk_attr(value: Attribute) -> Iterator[Attribute]:
 
 #: Values that are attributes as they are (exact types: the hot path of to_attr).
 _ATOMS = _SCALARS | {SymbolRef, ValueRef, Keyword, Cap, UnitAttr, TypeAttr, DictAttr}
+#: The types of the values that :func:`to_attr` may return unchanged.
+_ATOMS_OR_TUPLE = _ATOMS | {tuple}
+
+
+def dict_attr_of(mapping: Mapping[str, Any]) -> DictAttr:
+    """``DictAttr.of(mapping)``, for the hot paths that build many (``Op.build``)."""
+    if _holds_only_attributes(mapping.values()):
+        # Every value is an attribute already (the usual case, and the front
+        # end builds ops by the ten thousand): no per-entry Python code. Keys
+        # are unique, so sorting the pairs compares keys only. The instance
+        # is made as the attrs ``__init__`` would (one field, no converter,
+        # set as a frozen class sets it) without the cost of calling it.
+        made = _new_object(DictAttr)
+        _set_field(made, "items", tuple(sorted(mapping.items())))
+        return made
+    items = [(k, v if type(v) in _ATOMS else to_attr(v)) for k, v in mapping.items()]
+    items.sort(key=_key)
+    return DictAttr(tuple(items))
+
+
+def _holds_only_attributes(values: Iterable[Any]) -> bool:
+    """Whether :func:`to_attr` returns every one of ``values`` unchanged (no conversion needed).
+
+    True for atoms and tuples of atoms, found with set operations rather
+    than a call per value.
+    """
+    kinds = set(map(type, values))
+    if kinds <= _ATOMS:
+        return True
+    return kinds <= _ATOMS_OR_TUPLE and all(
+        _ATOMS.issuperset(map(type, value)) for value in values if type(value) is tuple
+    )

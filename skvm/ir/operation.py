@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import attrs
 
 from skvm.diagnostics import Location
-from skvm.ir.attributes import Attribute, DictAttr, SymbolRef, ValueRef, to_attr
+from skvm.ir.attributes import Attribute, DictAttr, SymbolRef, ValueRef, dict_attr_of, to_attr
 from skvm.ir.types import Type
 
 
@@ -186,11 +186,13 @@ class Op:
         # thousand, and the generated ``__init__``, with a call per field and
         # per converter, cost more than the rest of building an op. Op
         # subclasses add no fields and no ``__init__`` (``register`` checks).
+        if not isinstance(attributes, DictAttr):  # _sorted_attrs, without a call per op
+            attributes = dict_attr_of(attributes) if attributes else _NO_ATTRIBUTES
         op = _new_object(cls)
         _set_field(op, "name", name)
         _set_field(op, "operands", tuple(operands))
         _set_field(op, "results", tuple(results))
-        _set_field(op, "attributes", _sorted_attrs(attributes))
+        _set_field(op, "attributes", attributes)
         _set_field(op, "regions", tuple(regions))
         _set_field(op, "loc", loc)
         _set_field(op, "pos", pos)
