@@ -61,17 +61,19 @@ class LalrDriver:
         """
         states = self.states
         end_state = self.end_states[start]
-        state_stack = [self.start_states[start]]
+        state = self.start_states[start]  # always state_stack[-1]
+        state_stack = [state]
         value_stack: list = []
         for token in tokens:
             kind = token.type
             while True:
                 try:
-                    shift, arg = states[state_stack[-1]][kind]
+                    shift, arg = states[state][kind]
                 except KeyError:
-                    raise self._unexpected(token, state_stack[-1]) from None
+                    raise self._unexpected(token, state) from None
                 if shift:
-                    state_stack.append(arg)
+                    state = arg
+                    state_stack.append(state)
                     value_stack.append(token)
                     break
                 size, origin, callback = arg
@@ -82,8 +84,9 @@ class LalrDriver:
                 else:
                     children = []
                 value_stack.append(callback(children))
-                state_stack.append(states[state_stack[-1]][origin][1])
-                if kind == "$END" and state_stack[-1] == end_state:
+                state = states[state_stack[-1]][origin][1]
+                state_stack.append(state)
+                if state == end_state and kind == "$END":
                     return value_stack[-1]
         raise AssertionError("the token stream always ends with $END")  # pragma: no cover
 

@@ -224,9 +224,24 @@ CAP_RULES: tuple[CapRule, ...] = (
     _r("follow.style", 2, r"\b(?:persona|voice|brand|style guide|register)\b"),
 )
 
+#: Each rule's capability (immutable, so every finding of the rule shares it).
+_RULE_CAPS: tuple[Cap, ...] = tuple(Cap(rule.primitive, rule.level) for rule in CAP_RULES)
 #: Every needle of every rule.
 ALL_NEEDLES: tuple[str, ...] = tuple(
     sorted({n for rule in CAP_RULES if rule.needles for n in rule.needles})
+)
+#: The constraint words in lowercase: a text whose lowercase form holds none of
+#: them has no constraint word (the pattern is case-sensitive ASCII), so the
+#: scan of most step texts is skipped (they are among the scanned literals).
+_CONSTRAINT_WORDS = ("must", "never", "always", "should", "do not", "don't", "required", "only")
+#: What a text is scanned for once: every needle, every gate literal and
+#: every constraint word.
+_SCAN_LITERALS: tuple[str, ...] = tuple(
+    sorted(
+        set(ALL_NEEDLES)
+        .union(*(rule.gate for rule in CAP_RULES if rule.gate))
+        .union(_CONSTRAINT_WORDS)
+    )
 )
 
 
@@ -254,20 +269,49 @@ def _trie_pattern(words: Iterable[str]) -> str:
     return pattern(trie)
 
 
-#: Finds, at every position, the longest needle starting there (a lookahead,
-#: so overlapping needles are all seen).
-_NEEDLE_SCAN = re.compile("(?=(" + _trie_pattern(ALL_NEEDLES) + "))")
-#: The needles a needle starts with (itself included): where the longest needle
-#: at a position starts, each of these starts too.
+def _unanchored_literals(pattern: str) -> set[str]:
+    """The needle and gate literals of ``pattern``'s top-level alternatives not starting with ``\\b``.
+
+    A match of an alternative that starts with ``\\b`` starts at a word
+    boundary, so its literals only matter where they start at one.
+    """
+    found: set[str] = set()
+    for alternative in _split_top(pattern):
+        if not alternative.lstrip("^").startswith("\\b"):
+            found.update(_prefix(alternative) or ())
+            found.update(_prefix(alternative, loose=True) or ())
+    return found
+
+
+#: The literals that may matter where no word boundary precedes them (a
+#: handful: "%", ".py", "```"...); every other one (the constraint words too:
+#: their pattern starts each alternative with ``\b``) only where one does.
+_ANYWHERE_LITERALS: frozenset[str] = frozenset(_SCAN_LITERALS) & set().union(
+    *(_unanchored_literals(rule.pattern.pattern) for rule in CAP_RULES)
+)
+#: Finds, at every position, the longest literal starting there (a lookahead,
+#: so overlapping literals are all seen).
+_NEEDLE_SCAN = re.compile("(?=(" + _trie_pattern(_SCAN_LITERALS) + "))")
+#: The same, in two scans that find the same literals where they matter with
+#: much less work: the trie of most literals is only tried at word
+#: boundaries, the small one of the others everywhere. Only for ASCII texts,
+#: whose lowercase form has the boundaries of the text (see _Text).
+_WORD_START_SCAN = re.compile(
+    r"\b(?=(" + _trie_pattern(sorted(set(_SCAN_LITERALS) - _ANYWHERE_LITERALS)) + "))"
+)
+_ANYWHERE_SCAN = re.compile("(?=(" + _trie_pattern(sorted(_ANYWHERE_LITERALS)) + "))")
+#: The literals a literal starts with (itself included): where the longest
+#: literal at a position starts, each of these starts too.
 _NEEDLE_PREFIXES: dict[str, frozenset[str]] = {
-    needle: frozenset(n for n in ALL_NEEDLES if needle.startswith(n)) for needle in ALL_NEEDLES
+    literal: frozenset(n for n in _SCAN_LITERALS if literal.startswith(n)) for literal in _SCAN_LITERALS
 }
 
 
-#: Rule indices by needle, and the rules without needles (always tried).
+#: Rule indices by needle (none for a literal that is only a gate), and the
+#: rules without needles (always tried).
 _RULES_BY_NEEDLE: dict[str, tuple[int, ...]] = {
-    needle: tuple(i for i, rule in enumerate(CAP_RULES) if rule.needles and needle in rule.needles)
-    for needle in ALL_NEEDLES
+    literal: tuple(i for i, rule in enumerate(CAP_RULES) if rule.needles and literal in rule.needles)
+    for literal in _SCAN_LITERALS
 }
 _UNFILTERED: tuple[int, ...] = tuple(i for i, rule in enumerate(CAP_RULES) if rule.needles is None)
 
@@ -280,17 +324,25 @@ CASE_FOLD_TRAPS = "\u017f\u0131\u0130"
 
 
 class _Text:
-    """A text with its lowercase form and the needles present in it (found once)."""
+    """A text with its lowercase form and the scanned literals present in it (found once)."""
 
     __slots__ = ("folds", "low", "present", "text")
 
     def __init__(self, text: str):
         self.text = text
-        self.low = text.lower()
+        self.low = low = text.lower()
+        ascii_only = text.isascii()
         # Whether a gate's containment test could miss a match (see CASE_FOLD_TRAPS).
-        self.folds = not text.isascii() and any(c in text for c in CASE_FOLD_TRAPS)
-        longest = set(_NEEDLE_SCAN.findall(self.low)) if text else ()
-        self.present = frozenset().union(*(_NEEDLE_PREFIXES[n] for n in longest))
+        self.folds = not ascii_only and any(c in text for c in CASE_FOLD_TRAPS)
+        if not text:
+            longest: set[str] = set()
+        elif ascii_only:
+            longest = set(_WORD_START_SCAN.findall(low))
+            longest.update(_ANYWHERE_SCAN.findall(low))
+        else:
+            longest = set(_NEEDLE_SCAN.findall(low))
+        # Every literal present where it may start a match (and maybe others).
+        self.present = frozenset().union(*map(_NEEDLE_PREFIXES.__getitem__, longest))
 
     def positions(self, needles: tuple[str, ...]) -> list[int]:
         """Every position where one of ``needles`` starts, in order."""
@@ -313,10 +365,22 @@ def _first_match(rule: CapRule, target: _Text) -> re.Match | None:
     ``search`` without scanning the text once per rule.
     """
     if rule.needles is None or len(target.low) != len(target.text):
-        if rule.gate is not None and not target.folds and not any(g in target.low for g in rule.gate):
+        if rule.gate is not None and not target.folds and target.present.isdisjoint(rule.gate):
             return None  # no match can start anywhere: skip the search of the whole text
         return rule.pattern.search(target.text)
-    if target.present.isdisjoint(rule.needles):
+    present = target.present.intersection(rule.needles)
+    if not present:
+        return None
+    if len(present) == 1:
+        # One needle (the usual case): its occurrences come in order already.
+        (needle,) = present
+        low, text, match = target.low, target.text, rule.pattern.match
+        at = low.find(needle)
+        while at >= 0:
+            m = match(text, at)
+            if m:
+                return m
+            at = low.find(needle, at + 1)
         return None
     for position in target.positions(rule.needles):
         m = rule.pattern.match(target.text, position)
@@ -326,10 +390,6 @@ def _first_match(rule: CapRule, target: _Text) -> re.Match | None:
 
 
 _CONSTRAINT = re.compile(r"\b(?:MUST|NEVER|ALWAYS|SHOULD|DO NOT|DON'T|REQUIRED|ONLY)\b|\b(?:must|never|always|do not|don't)\b")
-#: The constraint words in lowercase: a text whose lowercase form holds none of
-#: them has no constraint word (the pattern is case-sensitive ASCII), so the
-#: scan of most step texts is skipped.
-_CONSTRAINT_WORDS = ("must", "never", "always", "should", "do not", "don't", "required", "only")
 
 
 @attrs.frozen
@@ -347,32 +407,35 @@ def step_capabilities(text: str, code: Iterable[str] = (), substeps: int = 0) ->
     """
     best: dict[str, CapFinding] = {}
 
-    def note(primitive: str, level: int, evidence: str) -> None:
-        current = best.get(primitive)
-        if current is None or level > current.cap.level:
-            best[primitive] = CapFinding(Cap(primitive, level), evidence.strip()[:80])
+    def note(cap: Cap, evidence: str) -> None:
+        current = best.get(cap.primitive)
+        if current is None or cap.level > current.cap.level:
+            best[cap.primitive] = CapFinding(cap, evidence.strip()[:80])
 
-    prose, code_text = _Text(text), _Text("\n".join(code))
+    prose = _Text(text)
+    joined = "\n".join(code)
+    # Most steps have no code: nothing to scan, and no rule looks at it.
+    code_text = _Text(joined) if joined else None
+    # The texts each kind of rule looks at, in order (an empty text matches nothing).
+    prose_only = (prose,) if text else ()
+    code_only = (code_text,) if code_text is not None else ()
+    by_where = {"text": prose_only, "code": code_only, "any": prose_only + code_only}
     # Only rules one of whose needles occurs (or that have none) can match.
     candidates = set(_UNFILTERED)
-    for target in (prose, code_text):
-        for needle in target.present:
-            candidates.update(_RULES_BY_NEEDLE[needle])
+    for target in prose_only + code_only:
+        candidates.update(*map(_RULES_BY_NEEDLE.__getitem__, target.present))
     for index in sorted(candidates):
         rule = CAP_RULES[index]
-        targets = (prose,) if rule.where == "text" else (code_text,) if rule.where == "code" else (prose, code_text)
-        for target in targets:
-            if not target.text:
-                continue
+        for target in by_where[rule.where]:
             m = _first_match(rule, target)
             if m:
-                note(rule.primitive, rule.level, m.group(0))
+                note(_RULE_CAPS[index], m.group(0))
                 break
-    constraints = _CONSTRAINT.findall(text) if any(w in prose.low for w in _CONSTRAINT_WORDS) else ()
+    constraints = _CONSTRAINT.findall(text) if not prose.present.isdisjoint(_CONSTRAINT_WORDS) else ()
     if constraints:
         level = 1 if len(constraints) < 3 else 2 if len(constraints) <= 5 else 3
-        note("follow.constraint", level, f"{len(constraints)} constraint word(s): {constraints[0]}")
+        note(Cap("follow.constraint", level), f"{len(constraints)} constraint word(s): {constraints[0]}")
     if substeps:
         level = 1 if substeps <= 4 else 2 if substeps <= 7 else 3
-        note("follow.procedure", level, f"{substeps} sub-steps")
+        note(Cap("follow.procedure", level), f"{substeps} sub-steps")
     return [best[p] for p in sorted(best)]

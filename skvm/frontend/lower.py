@@ -36,7 +36,7 @@ import json
 import re
 import shlex
 import textwrap
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import attrs
 
@@ -97,6 +97,9 @@ PLATFORM_CONDITIONS: tuple[tuple[re.Pattern, str, str], ...] = (
     (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+windows\b", re.IGNORECASE), "os", "windows"),
     (re.compile(r"^\W*(?:on|for|if (?:you(?:'re| are) )?(?:on|using))\s+linux\b", re.IGNORECASE), "os", "linux"),
 )
+#: How every PLATFORM_CONDITIONS pattern starts: most steps fail this one match
+#: instead of all three.
+_PLATFORM_OPENING = re.compile(r"^\W*(?:on|for|if)\s", re.IGNORECASE)
 _TOOL_MISSING = re.compile(
     r"^\W*if\s+`?(?P<bin>[A-Za-z0-9][A-Za-z0-9._+-]*)`?\s+is\s+(?P<neg>not|n't)?\s*(?:installed|available|present|missing|on (?:your )?PATH)",
     re.IGNORECASE,
@@ -126,6 +129,11 @@ _GLOB = re.compile(r"(?<![\w])[*?](?![\w])|\*\.|\w\*")
 _FENCE_LINE = re.compile(r"```[^\n]*|~~~[^\n]*")
 #: Lines of blanks, which ``textwrap.dedent`` empties (its own pattern).
 _WHITESPACE_ONLY_LINE = re.compile(r"^[ \t]+$", re.MULTILINE)
+#: The capabilities of the model calls the lowering adds: a judge deciding a
+#: condition, and the listing of a loop's items (attributes are immutable, so
+#: every op shares one tuple).
+_JUDGE_CAPS = (Cap("reason.logic", 1),)
+_LISTING_CAPS = (Cap("gen.text.structured", 1),)
 #: Meta keys an export manifest's ``original`` may restore (values a target normalised).
 META_RESTORABLE = frozenset({"name", "description", "compatibility"})
 
@@ -427,6 +435,8 @@ class Lowering:
         text = "\n".join(self.lines[first - 1 : last])
         if text[:1] in ("", " ", "\t", "\n"):
             return textwrap.dedent(text).strip("\n")
+        if "\n" not in text:
+            return text  # one unindented line (most items): nothing to remove
         # An unindented first line leaves dedent nothing to remove but the
         # blanks of whitespace-only lines: skip its scan of every line's indent.
         return _WHITESPACE_ONLY_LINE.sub("", text).strip("\n")
@@ -541,7 +551,12 @@ class Lowering:
 
     # -- rules and references ---------------------------------------------------------------
     def _rules_and_refs(self, block: Block) -> None:
-        for item in _walk_blocks([block]):
+        # Most blocks (paragraphs, tables, one-paragraph list items) nest
+        # nothing: no walk to set up for them.
+        nests = isinstance(block, (ListBlock, BlockQuote)) or (
+            isinstance(block, ListItem) and block.children
+        )
+        for item in _walk_blocks([block]) if nests else (block,):
             if isinstance(item, (Paragraph, ListItem)):
                 self._rules_in(item.text, item.line, item.col)
                 self._refs_in(item.text, item.line, item.col)
@@ -602,8 +617,8 @@ class Lowering:
                 attributes["when"] = sentence
             self.emit(Op.build("ctx.ref", attributes=attributes, loc=self.loc(at, col)))
 
-    def _mentions(self, text: str) -> Iterable[tuple[str, int]]:
-        seen: set[str] = set()
+    def _mentions(self, text: str) -> list[tuple[str, int]]:
+        """(path, offset) of each file ``text`` mentions, first mention of each, in text order."""
         found: list[tuple[int, str]] = []
         # The substring tests skip the regex scans on the many texts without a link or a path.
         if "](" in text:
@@ -621,6 +636,10 @@ class Lowering:
             k = text.find(rel)
             if k >= 0 and (k == 0 or not (text[k - 1].isalnum() or text[k - 1] in boundary)):
                 found.append((k, rel))
+        if not found:
+            return []
+        seen: set[str] = set()
+        mentions = []
         for offset, raw in sorted(found):
             rel = _normalize_rel(raw)
             if rel is None or rel in seen:
@@ -628,7 +647,8 @@ class Lowering:
             if rel not in self.resource_symbols and not _looks_like_file(rel):
                 continue
             seen.add(rel)
-            yield rel, offset
+            mentions.append((rel, offset))
+        return mentions
 
     # -- procedures ------------------------------------------------------------------------------
     def _is_procedure_list(self, block: Block, section: tuple[str, int] | None) -> bool:
@@ -642,8 +662,11 @@ class Lowering:
         steps = []
         for item in block.items:
             marker, text = self._item_text(item)
-            code = tuple(b for b in _walk_blocks(item.children) if isinstance(b, CodeBlock))
-            substeps = sum(len(b.items) for b in item.children if isinstance(b, ListBlock))
+            if item.children:
+                code = tuple(b for b in _walk_blocks(item.children) if isinstance(b, CodeBlock))
+                substeps = sum(len(b.items) for b in item.children if isinstance(b, ListBlock))
+            else:  # most items are one paragraph
+                code, substeps = (), 0
             steps.append(StepSource(text, self.loc(item.line, item.col), code, substeps, marker))
             self._rules_and_refs(item)
         self._add_procedure(title, self.loc(block.line, block.col), steps)
@@ -821,7 +844,7 @@ class _ProcBuilder:
                 operands=("task",),
                 results=(Value(f"use{n}", T.BOOL),),
                 attributes={"question": f"Does the task call for the procedure '{procedure.title}'?",
-                            "caps": (_cap("reason.logic", 1),), "tools": ()},
+                            "caps": _JUDGE_CAPS, "tools": ()},
                 loc=procedure.loc,
             ))
         prev = "task"
@@ -892,9 +915,10 @@ class _ProcBuilder:
         first_line = step.text.split("\n", 1)[0]
         inputs = ("task",) + ((prev,) if prev and prev != "task" else ())
         # Platform or tool-presence condition -> env.if.
-        for pattern, kind, value in PLATFORM_CONDITIONS:
-            if pattern.match(first_line):
-                return [self._env_if(step, n, kind, value, False, inputs)], None, False
+        if _PLATFORM_OPENING.match(first_line):
+            for pattern, kind, value in PLATFORM_CONDITIONS:
+                if pattern.match(first_line):
+                    return [self._env_if(step, n, kind, value, False, inputs)], None, False
         missing = _TOOL_MISSING.match(first_line)
         if missing:
             negate = bool(missing.group("neg")) or "missing" in missing.group(0).lower()
@@ -1003,7 +1027,7 @@ class _ProcBuilder:
         cond = self.fresh(f"c{n}")
         judge = Op.build(
             "llm.judge", operands=inputs, results=(Value(cond, T.BOOL),),
-            attributes={"question": condition, "caps": (_cap("reason.logic", 1),), "tools": (), "synthetic": UNIT},
+            attributes={"question": condition, "caps": _JUDGE_CAPS, "tools": (), "synthetic": UNIT},
             loc=step.loc,
         )
         then_step = self._llm_step(step, n, inputs, self._commands(step), name=f"s{n}_then")
@@ -1035,7 +1059,7 @@ class _ProcBuilder:
             attributes={
                 "prompt": "List, as a JSON array of strings, every item this step must be done for: "
                 + step.text.split("\n", 1)[0],
-                "caps": (_cap("gen.text.structured", 1),),
+                "caps": _LISTING_CAPS,
                 "synthetic": UNIT,
             },
             loc=step.loc,
@@ -1049,10 +1073,6 @@ class _ProcBuilder:
         loop = Op.build("ctl.for_each", operands=(items,), results=(Value(result, T.list_of(T.TEXT)),),
                         regions=(body,), attributes={"synthetic": UNIT}, loc=step.loc)
         return [listing, loop], result, False
-
-
-def _cap(primitive: str, level: int) -> Cap:
-    return Cap(primitive, level)
 
 
 def _caps_attrs(findings) -> dict:

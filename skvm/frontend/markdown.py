@@ -614,22 +614,22 @@ class _Classifier:
                         self._last_item = item
                         para = quote_para = table = False
                         continue
+            cells = None
             if kind is None and "|" in st and k + 1 < n and not table:
                 nxt = texts[k + 1]
-                # GFM: the delimiter row has as many cells as the header.
-                if (
-                    "|" in nxt
-                    and _TABLE_DELIM.match(nxt)
-                    and len(_split_cells(st)) == len(_split_cells(nxt))
-                ):
-                    kind = "T"
-                    expect_delim = True
+                if "|" in nxt and _TABLE_DELIM.match(nxt):
+                    header, delimiter = _split_cells(st), _split_cells(nxt)
+                    # GFM: the delimiter row has as many cells as the header.
+                    if len(header) == len(delimiter):
+                        kind = "T"
+                        expect_delim = True
+                        cells = (header, delimiter)  # the builder's too: split once
             if kind is None:
                 if quote_para:
                     self._emit(">", (st, nch, True))
                     continue
                 kind = "r" if table else "t"
-            self._emit(kind)
+            self._emit(kind, cells)
             para = kind == "t"
             table = kind in "Tr"
             quote_para = False
@@ -960,10 +960,10 @@ _ALIGN = {(True, True): "center", (True, False): "left", (False, True): "right"}
 def _build_table(level, node, info) -> Table:
     ks = _tokens(node)
     line, col = _where(level, ks[0])
-    header = tuple(_split_cells(level.texts[ks[0]]))
-    align = tuple(
-        _ALIGN.get((c.startswith(":"), c.endswith(":"))) for c in _split_cells(level.texts[ks[1]])
-    )
+    # The classifier split the header and delimiter rows (info of the header line).
+    header_cells, delimiter_cells = info[ks[0]]
+    header = tuple(header_cells)
+    align = tuple(_ALIGN.get((c.startswith(":"), c.endswith(":"))) for c in delimiter_cells)
     rows = tuple(tuple(_split_cells(level.texts[k])) for k in ks[2:])
     row_lines = tuple(level.lines[k] for k in ks[2:])
     return Table(header, rows, line, col, level.lines[ks[-1]], align, row_lines)
