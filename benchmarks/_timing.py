@@ -26,31 +26,46 @@ def host_probe() -> float:
     return time.process_time() - started
 
 
+def interleaved_samples(
+    cases: Mapping[Hashable, Callable[[], object]],
+    rounds: int,
+    clock: Callable[[], float] = time.process_time,
+    collect: bool = False,
+) -> tuple[dict[Hashable, list[float]], list[float]]:
+    """Every case's time in each of ``rounds`` rounds, and the host probe of each round.
+
+    Odd rounds run the cases in reverse order, so no case always runs right
+    after the same other one (what a case leaves behind, a cold cache or
+    garbage, lands on its successor). A case's result is released after its
+    clock stops (freeing it is not part of what is measured). With
+    ``collect``, a full garbage collection runs before each case, outside
+    its clock (for cases that build large heaps, so one case's garbage is
+    not collected on the next one's time).
+    """
+    samples: dict[Hashable, list[float]] = {key: [] for key in cases}
+    probes = []
+    order = list(cases.items())
+    for index in range(rounds):
+        probes.append(host_probe())
+        for key, fn in order if index % 2 == 0 else reversed(order):
+            if collect:
+                gc.collect()
+            started = clock()
+            result = fn()
+            samples[key].append(clock() - started)
+            del result
+    return samples, probes
+
+
 def interleaved_best(
     cases: Mapping[Hashable, Callable[[], object]],
     rounds: int,
     clock: Callable[[], float] = time.process_time,
     collect: bool = False,
 ) -> tuple[dict[Hashable, float], list[float]]:
-    """Each case's fastest time over ``rounds`` rounds, and the host probe of each round.
-
-    A case's result is released after its clock stops (freeing it is not
-    part of what is measured). With ``collect``, a full garbage collection
-    runs before each case, outside its clock (for cases that build large
-    heaps, so one case's garbage is not collected on the next one's time).
-    """
-    best = {key: float("inf") for key in cases}
-    probes = []
-    for _ in range(rounds):
-        probes.append(host_probe())
-        for key, fn in cases.items():
-            if collect:
-                gc.collect()
-            started = clock()
-            result = fn()
-            best[key] = min(best[key], clock() - started)
-            del result
-    return best, probes
+    """Each case's fastest time over ``rounds`` rounds (see :func:`interleaved_samples`)."""
+    samples, probes = interleaved_samples(cases, rounds, clock, collect)
+    return {key: min(times) for key, times in samples.items()}, probes
 
 
 def probe_line(probes: list[float]) -> str:

@@ -180,7 +180,7 @@ def bench_embedded() -> list[dict]:
 def main() -> None:
     """Run the benchmarks and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--skip-embedded", action="store_true")
     opts = parser.parse_args()
     o = bench_overhead(opts.repeats)

@@ -42,7 +42,9 @@ Tables:
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
+import operator
 import os
 import queue
 import sqlite3
@@ -204,11 +206,15 @@ class _Connection:
 
     def _commit(self, statements: list[tuple[str, tuple]]) -> None:
         """Write ``statements`` in one transaction; on failure keep the error for the VM."""
+        # Rows first, then one executemany per run of equal statements: each
+        # sqlite call releases the GIL and takes it back, and every such hand-over
+        # can make the VM's thread wait for this one.
+        rows = [(sql, params() if callable(params) else params) for sql, params in statements]
         with self.lock:
             try:
                 self.db.execute("BEGIN")
-                for sql, params in statements:
-                    self.db.execute(sql, params() if callable(params) else params)
+                for sql, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+                    self.db.executemany(sql, [params for _, params in group])
                 self.db.execute("COMMIT")
             except Exception as exc:  # noqa: BLE001 - handed to the VM thread, which raises it
                 # The writer must not die: flush() would wait for it forever.
