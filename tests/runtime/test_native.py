@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,17 +20,6 @@ pytestmark = pytest.mark.skipif(not native.available(), reason=str(native.UNAVAI
 
 PY = sys.executable
 
-# What a command sees of its own confinement, as JSON.
-PROBE = """
-import json, os, resource
-names = ("RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC")
-print(json.dumps({
-    "limits": {n: list(resource.getrlimit(getattr(resource, n))) for n in names},
-    "pid": os.getpid(), "pgid": os.getpgrp(), "sid": os.getsid(0), "ppid": os.getppid(),
-    "cwd": os.getcwd(), "cgroup": open("/proc/self/cgroup").read(),
-    "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
-}))
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -40,17 +28,6 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "NATIVE_ENABLED", True)
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    return work
-
-
-def _probe(policy: SandboxPolicy) -> dict:
-    result = run([PY, "-S", "-c", PROBE], policy)
-    assert result.ok, result.stderr
-    return json.loads(result.stdout)
 
 
 def _bit(sig: int) -> int:
@@ -62,9 +39,9 @@ def test_the_mechanism_is_in_process() -> None:
 
 
 @pytest.mark.parametrize("memory", [1 << 30, 200 << 20])  # the fork server forks below 256 MB
-def test_limits_session_and_directory(workdir: Path, memory: int) -> None:
+def test_limits_session_and_directory(workdir: Path, memory: int, probe) -> None:
     policy = SandboxPolicy(workdir, timeout_s=7, memory_bytes=memory, file_size_bytes=3 << 20)
-    seen = _probe(policy)
+    seen = probe(policy)
     assert seen["limits"]["RLIMIT_CORE"] == [0, 0]
     assert seen["limits"]["RLIMIT_CPU"] == [8, 9]
     assert seen["limits"]["RLIMIT_AS"] == [memory, memory]
@@ -74,11 +51,11 @@ def test_limits_session_and_directory(workdir: Path, memory: int) -> None:
     assert seen["cwd"] == str(workdir)
 
 
-def test_only_the_standard_fds_are_inherited(workdir: Path) -> None:
+def test_only_the_standard_fds_are_inherited(workdir: Path, probe) -> None:
     leaked = os.open(os.devnull, os.O_RDONLY)
     os.set_inheritable(leaked, True)  # even an fd the VM left inheritable stays behind
     try:
-        seen = _probe(SandboxPolicy(workdir, timeout_s=10))
+        seen = probe(SandboxPolicy(workdir, timeout_s=10))
     finally:
         os.close(leaked)
     assert [fd for fd in seen["fds"] if fd > 2] in ([], [3])  # 3: listdir's own fd
@@ -108,10 +85,10 @@ def test_signal_actions_and_mask(workdir: Path) -> None:
     assert blocked == 0
 
 
-def test_pids_cgroup_is_joined(workdir: Path) -> None:
+def test_pids_cgroup_is_joined(workdir: Path, probe) -> None:
     if sandbox.process_limit_mechanism() != "pids cgroup per command":
         pytest.skip("no writable pids cgroup here")
-    seen = _probe(SandboxPolicy(workdir, timeout_s=10))
+    seen = probe(SandboxPolicy(workdir, timeout_s=10))
     assert "/run-" in seen["cgroup"] and f"skvm-{os.getpid()}/" in seen["cgroup"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
@@ -19,16 +18,6 @@ from skvm.runtime.spawner import Spawner, SpawnerError
 
 PY = sys.executable
 
-# Prints what a command sees of its own confinement, as JSON.
-PROBE = """
-import json, os, resource
-names = ("RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC")
-print(json.dumps({
-    "limits": {n: list(resource.getrlimit(getattr(resource, n))) for n in names},
-    "pid": os.getpid(), "pgid": os.getpgrp(), "sid": os.getsid(0), "ppid": os.getppid(),
-    "cwd": os.getcwd(), "cgroup": open("/proc/self/cgroup").read(),
-}))
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -38,17 +27,6 @@ def fork_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    return work
-
-
-def _probe(policy: SandboxPolicy) -> dict:
-    result = run([PY, "-I", "-S", "-c", PROBE], policy)
-    assert result.ok, result.stderr
-    return json.loads(result.stdout)
 
 
 # ----------------------------------------------------------------------- limits
@@ -59,9 +37,9 @@ def _probe(policy: SandboxPolicy) -> dict:
     [1 << 30, 200 << 20],  # a limited server's posix_spawn path; the main server's fork path
     ids=["posix_spawn", "fork"],
 )
-def test_limits_are_applied(workdir: Path, memory: int) -> None:
+def test_limits_are_applied(workdir: Path, memory: int, probe) -> None:
     policy = SandboxPolicy(workdir, timeout_s=7, memory_bytes=memory, file_size_bytes=3 << 20)
-    seen = _probe(policy)
+    seen = probe(policy)
     limits = seen["limits"]
     assert limits["RLIMIT_CORE"] == [0, 0]
     assert limits["RLIMIT_CPU"] == [8, 9]  # ceil(timeout) + 1, hard one above: SIGXCPU first
@@ -73,15 +51,15 @@ def test_limits_are_applied(workdir: Path, memory: int) -> None:
     assert seen["cwd"] == str(workdir)
 
 
-def test_own_session_and_process_group(workdir: Path) -> None:
-    seen = _probe(SandboxPolicy(workdir, timeout_s=10))
+def test_own_session_and_process_group(workdir: Path, probe) -> None:
+    seen = probe(SandboxPolicy(workdir, timeout_s=10))
     assert seen["pid"] == seen["pgid"] == seen["sid"]
 
 
-def test_pids_cgroup_is_joined(workdir: Path) -> None:
+def test_pids_cgroup_is_joined(workdir: Path, probe) -> None:
     if sandbox.process_limit_mechanism() != "pids cgroup per command":
         pytest.skip("no writable pids cgroup here")
-    seen = _probe(SandboxPolicy(workdir, timeout_s=10))
+    seen = probe(SandboxPolicy(workdir, timeout_s=10))
     assert re_search(r"pids:/.*skvm-\d+/run-\d+", seen["cgroup"])
     # The limited server went back to its own cgroup after starting the command.
     ppid_cgroup = Path(f"/proc/{seen['ppid']}/cgroup")
@@ -129,13 +107,13 @@ def test_straggler_is_killed_when_the_command_exits(workdir: Path) -> None:
 
 
 def test_env_is_scrubbed_and_the_spawner_holds_no_secrets(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, probe
 ) -> None:
     monkeypatch.setenv("SKVM_TEST_SECRET_TOKEN", "hunter2-spawner")
     result = run(["env"], SandboxPolicy(workdir, timeout_s=10))
     assert result.ok and "hunter2" not in result.stdout
     assert f"HOME={workdir}" in result.stdout
-    seen = _probe(SandboxPolicy(workdir, timeout_s=10))
+    seen = probe(SandboxPolicy(workdir, timeout_s=10))
     environ = Path(f"/proc/{seen['ppid']}/environ").read_bytes()
     assert b"hunter2" not in environ and b"SKVM_TEST_SECRET_TOKEN" not in environ
 
@@ -257,11 +235,11 @@ def test_start_failure_falls_back_to_the_direct_path(
 
 
 def test_limited_server_retires_and_is_replaced(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, probe
 ) -> None:
     monkeypatch.setattr(spawner, "RETIRE_FRACTION", 0.0)  # retire after every command
     policy = SandboxPolicy(workdir, timeout_s=13)  # limits of their own: a fresh server
-    parents = [_probe(policy)["ppid"] for _ in range(3)]
+    parents = [probe(policy)["ppid"] for _ in range(3)]
     assert len(set(parents)) == 3
 
 
