@@ -21,7 +21,7 @@ import os
 import resource
 from collections.abc import Mapping, Sequence
 
-from skvm.runtime.spawner import wait_readable
+from skvm.runtime.spawner import exec_candidates, wait_readable
 
 try:
     from skvm.runtime import _spawn
@@ -89,18 +89,6 @@ class NativeChild:
         if self.pidfd >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
-
-
-def exec_candidates(name: bytes, path: bytes | None = None) -> list[bytes]:
-    """The paths ``name`` is exec'd as, in order: as is with a ``/``, else along ``path``.
-
-    ``path`` is the command's PATH (None: ``os.defpath``), as ``sh`` looks it up.
-    """
-    if b"/" in name:
-        return [name]
-    if path is None:
-        path = os.fsencode(os.defpath)
-    return [os.path.join(directory or b".", name) for directory in path.split(b":")]
 
 
 def spawn(

@@ -846,18 +846,14 @@ def run(
     start = time.perf_counter()
     launched = None
     spawner = None
-    if NATIVE_ENABLED and native.available():
-        try:
-            launched = _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net)
-        except OSError:
-            launched = None  # clone failed (no memory, no pids left): nothing ran
-        except BaseException:
-            if cgroup:
-                cgroup.release()
-            raise
-    if launched is None:
-        spawner = _command_spawner(isolate_net)
     try:
+        if NATIVE_ENABLED and native.available():
+            try:
+                launched = _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net)
+            except OSError:
+                pass  # clone failed (no memory, no pids left): nothing ran
+        if launched is None:
+            spawner = _command_spawner(isolate_net)
         if launched is None and spawner is not None:
             try:
                 launched = _launch_spawned(spawner, command, cwd, policy, env, cgroup, stdin)

@@ -178,14 +178,21 @@ def _exec_path(env: Mapping[bytes, bytes]) -> list[bytes]:
     return env.get(b"PATH", os.fsencode(os.defpath)).split(b":")
 
 
+def exec_candidates(name: bytes, path: bytes | None = None) -> list[bytes]:
+    """The paths ``name`` is exec'd as, in order: as is with a ``/``, else along ``path``.
+
+    ``path`` is the command's PATH (None: ``os.defpath``), looked up as ``sh`` does.
+    """
+    if b"/" in name:
+        return [name]
+    directories = (os.fsencode(os.defpath) if path is None else path).split(b":")
+    return [os.path.join(directory or b".", name) for directory in directories]
+
+
 def _exec(argv: list[bytes], env: dict[bytes, bytes]) -> None:
     """``execvpe`` as ``sh`` does it: PATH from ``env``; a file without #! runs as a script."""
-    name = argv[0]
-    candidates = (
-        [name] if b"/" in name else [os.path.join(d or b".", name) for d in _exec_path(env)]
-    )
     error: OSError | None = None
-    for path in candidates:
+    for path in exec_candidates(argv[0], env.get(b"PATH")):
         try:
             os.execve(path, argv, env)
         except OSError as exc:
@@ -937,6 +944,7 @@ __all__ = [
     "SpawnedChild",
     "Spawner",
     "SpawnerError",
+    "exec_candidates",
     "serve",
     "wait_readable",
 ]
