@@ -12,7 +12,9 @@
    write-ahead log, and closing the least recently used idle store).
 2. Parallel speedup: k = 2, 4, 8 independent model steps compiled with ``parallelize``,
    against a loopback OpenAI-compatible server (in its own process) answering after a
-   fixed delay; wall time over the critical path (one delay) (target <= 1.2x).
+   fixed delay; wall time over the critical path (one delay) (target <= 1.2x), and
+   over one step as the VM runs it (k = 1). Each k runs with the model workers and
+   with every call in the VM's process, interleaved.
 3. Embedded model: wall time and tokens per llm.step on the example skills
    (skipped when the embedded model is not installed, or with --skip-embedded).
 """
@@ -104,40 +106,57 @@ def bench_overhead(repeats: int) -> dict:
 
 
 def bench_parallel(ks=(2, 4, 8), repeats: int = 3) -> list[dict]:
-    """k independent model steps, parallelized, against a fixed-delay server (best of N)."""
+    """k independent model steps, parallelized, against a fixed-delay server (best of N).
+
+    Every round runs each k twice, interleaved: with the model workers (the
+    default: calls made while others are in flight go to worker processes) and
+    with every call in the VM's process. k = 1 is the critical path as the VM
+    runs it: one step, with the client's own work around the server's delay.
+    """
     from skvm.passes.manager import PassManager
     from skvm.passes.pipeline import parse_pipeline
+    from skvm.runtime import model_workers
     from skvm.runtime.fake_server import FakeOpenAIServer
     from skvm.runtime.models import ModelClient, ToolCall
 
-    rows = []
     reply = ToolCall("finish", {"result": "done"})
+    modules = {}
+    for k in (1, *ks):
+        body = "".join(f'    %s{i} = llm.step "step {i}" (%task) {{tools = []}} : text\n' for i in range(k))
+        modules[k] = PassManager(parse_pipeline("parallelize{max-width=8}")).run(_module(body))
+    walls: dict[tuple[int, bool], list[float]] = {(k, w): [] for k in modules for w in (True, False)}
     # The server runs in its own process, as a real one would: its request handling
     # must not compete with the VM for the GIL.
     with FakeOpenAIServer(delay_s=DELAY_S, reply=reply, process=True) as server:
-        client = ModelClient(server.model, api_base=server.api_base, api_key="sk-bench-not-a-key")
-        # Warm-up: litellm import and the first HTTP connection are not the VM's cost.
-        client.complete([{"role": "user", "content": "hi"}])
+        clients = {w: ModelClient(server.model, api_base=server.api_base, api_key="sk-bench-not-a-key",
+                                  workers=None if w else 0) for w in (True, False)}
+        # Warm-up: litellm's import, the workers' start and the first HTTP connections
+        # are not the VM's cost (as the fork server's start is not, above).
+        clients[False].complete([{"role": "user", "content": "hi"}])
+        pool = model_workers.shared()
+        if not pool.wait_ready():
+            raise SystemExit(f"model workers did not start: {pool.error}")
         load_before = _load()
-        # The first round warms up the handlers, jsonschema, the thread pool and max(ks)
-        # pooled connections; it is not reported.
-        for index, k in enumerate((max(ks), *ks)):
-            body = "".join(f'    %s{i} = llm.step "step {i}" (%task) {{tools = []}} : text\n' for i in range(k))
-            module = PassManager(parse_pipeline("parallelize{max-width=8}")).run(_module(body))
-            groups = sum(1 for op in module.walk() if op.name == "ctl.parallel")
-            walls = []
-            for _ in range(1 if index == 0 else repeats):
-                with tempfile.TemporaryDirectory() as tmp:
-                    start = time.perf_counter()
-                    Interpreter(module, RunOptions(workdir=tmp), client=client).run("main", {})
-                    walls.append(time.perf_counter() - start)
-            if index == 0:
-                continue
-            wall = min(walls)
-            rows.append({"k": k, "parallel_groups": groups, "wall_s": wall, "median_s": statistics.median(walls),
-                         "critical_path_s": DELAY_S, "ratio": wall / DELAY_S, "speedup": k * DELAY_S / wall})
-        rows.append({"max_concurrent_requests": server.stats()["max_concurrent"],
-                     "load": f"{load_before} -> {_load()}"})
+        for index in range(repeats + 1):  # round 0 warms handlers, pools and connections
+            for k, module in modules.items():
+                for workers in ((True, False) if index % 2 else (False, True)):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        start = time.perf_counter()
+                        Interpreter(module, RunOptions(workdir=tmp), client=clients[workers]).run("main", {})
+                        if index:
+                            walls[(k, workers)].append(time.perf_counter() - start)
+        stats = server.stats()
+    rows = []
+    for (k, workers), samples in walls.items():
+        single = min(walls[(1, workers)])
+        wall = min(samples)
+        groups = sum(1 for op in modules[k].walk() if op.name == "ctl.parallel")
+        rows.append({"k": k, "workers": workers, "parallel_groups": groups, "wall_s": wall,
+                     "median_s": statistics.median(samples), "critical_path_s": DELAY_S,
+                     "ratio": wall / DELAY_S, "step_s": single, "ratio_step": wall / single,
+                     "speedup": k * single / wall})
+    rows.append({"max_concurrent_requests": stats["max_concurrent"], "worker_calls": pool.stats()["calls"],
+                 "load": f"{load_before} -> {_load()}"})
     return rows
 
 
@@ -191,12 +210,14 @@ def main() -> None:
           f" (target <= 1.3x; fork server {o['server_ratio_best']:.2f}x, direct path {o['direct_ratio_best']:.2f}x); commands start by {o['mechanism']}")
     for row in bench_parallel(repeats=max(1, opts.repeats // 3)):
         if "k" in row:
-            print(f"[parallel] k={row['k']}: wall {row['wall_s']:.3f}s (median {row['median_s']:.3f}s), "
-                  f"critical path {row['critical_path_s']:.2f}s, ratio {row['ratio']:.2f}x (target <= 1.2x), "
-                  f"speedup {row['speedup']:.2f}x, groups {row['parallel_groups']}")
+            how = "workers   " if row["workers"] else "in-process"
+            print(f"[parallel] k={row['k']} {how}: wall {row['wall_s']:.3f}s (median {row['median_s']:.3f}s), "
+                  f"ratio {row['ratio']:.2f}x the {row['critical_path_s']:.2f}s delay (target <= 1.2x), "
+                  f"{row['ratio_step']:.2f}x one step's {row['step_s']:.3f}s, speedup {row['speedup']:.2f}x, "
+                  f"groups {row['parallel_groups']}")
         else:
             print(f"[parallel] server saw at most {row['max_concurrent_requests']} concurrent requests;"
-                  f" load {row['load']}")
+                  f" calls per model worker {row['worker_calls']}; load {row['load']}")
     if not opts.skip_embedded:
         for row in bench_embedded():
             if "skipped" in row:

@@ -44,6 +44,8 @@ def build_parser() -> common.DriverArgumentParser:
                    help="default width of ctl.map / ctl.parallel pools (default 8)")
     p.add_argument("--protocol", choices=("auto", "act", "tools"), default="auto",
                    help="agent-loop protocol (auto: act for the embedded model)")
+    p.add_argument("--model-workers", type=int, default=None, metavar="N",
+                   help="worker processes for concurrent model calls (default: $SKVM_MODEL_WORKERS or 4; 0: none)")
     p.add_argument("--trace", action="store_true", help="print one line per executed op")
     p.add_argument("--no-record", action="store_true", help="do not write the trace store")
     p.add_argument("--dry-run", action="store_true", help="print the execution plan and stop")
@@ -160,6 +162,7 @@ class RunDriver(common.Driver):
             command_timeout_s=opts.command_timeout,
             max_width=opts.max_width,
             record_traces=not opts.no_record,
+            model_workers=opts.model_workers,
         )
         tty = bool(getattr(self.stderr, "isatty", lambda: False)())
         progress = Progress(self.stderr, tty=tty, trace=opts.trace)

@@ -149,6 +149,9 @@ class RunOptions:
     max_width: int = DEFAULT_MAX_WIDTH
     trace_store: Path | None = None  # None: <workdir>/.skvm/traces.sqlite
     record_traces: bool = True
+    # Worker processes for concurrent model calls (skvm.runtime.model_workers);
+    # None: $SKVM_MODEL_WORKERS or the default, 0: every call in this process.
+    model_workers: int | None = None
 
 
 @attrs.define
@@ -239,7 +242,7 @@ class Interpreter:
                     from skvm.runtime.models import ModelClient
 
                     model = self.options.model or os.environ.get("SKVM_MODEL") or None
-                    self._client = ModelClient(model=model)
+                    self._client = ModelClient(model=model, workers=self.options.model_workers)
         return self._client
 
     @property
@@ -329,6 +332,12 @@ class Interpreter:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._stage_resources()
         self.check_requirements()
+        if self._concurrent_model_work():
+            # The workers' zygote imports litellm on another core meanwhile, so the
+            # first group of concurrent model calls can already use them.
+            start = getattr(self.client, "start_workers", None)
+            if start is not None:
+                start()
         if self.options.record_traces:
             path = self.options.trace_store or (self.workdir / ".skvm" / "traces.sqlite")
             self.store = TraceStore(path)
@@ -355,6 +364,15 @@ class Interpreter:
             time.perf_counter() - started,
             self.warnings,
         )
+
+    def _concurrent_model_work(self) -> bool:
+        """Whether a ctl.parallel or ctl.map of the module makes model calls."""
+        for op in self.module.walk():
+            if op.name in ("ctl.parallel", "ctl.map") and any(
+                inner.name.startswith("llm.") for inner in op.walk()
+            ):
+                return True
+        return False
 
     def _bind_inputs(self, proc: Op, inputs: dict[str, Any]) -> list[Any]:
         args = []

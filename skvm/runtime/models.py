@@ -25,6 +25,7 @@ from typing import Any, Protocol, Self
 import attrs
 
 from skvm.diagnostics import Diagnostic, Severity, SkvmError
+from skvm.runtime.model_workers import configured_workers
 
 # Kept in sync with skvm.runtime.local_model.DEFAULT_MODEL (importing that
 # module here would be harmless, but the id is what callers need).
@@ -158,8 +159,12 @@ class ModelClient:
     api_key: str | None = None
     # Extra keyword arguments passed to every litellm call (e.g. mock_response).
     extra: dict[str, Any] = attrs.field(factory=dict)
+    # Worker processes for calls made while others are in flight (see
+    # skvm.runtime.model_workers); None: $SKVM_MODEL_WORKERS or the default, 0: none.
+    workers: int | None = None
     usage: TokenUsage = attrs.field(factory=TokenUsage, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _in_flight: int = attrs.field(default=0, init=False, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -197,12 +202,16 @@ class ModelClient:
 
     def _retry_delay(self, exc: Exception, attempt: int) -> float:
         """Seconds to wait before retrying after ``exc``; raise ModelError when it is final."""
-        retryable = type(exc).__name__ in RETRYABLE_ERRORS or any(
-            isinstance(exc, cls) for cls in _retryable_classes()
-        )
+        # A worker's error arrives as its class name, and whether it is worth retrying.
+        kind = getattr(exc, "kind", None) or type(exc).__name__
+        retryable = getattr(exc, "retryable", None)
+        if not isinstance(retryable, bool):
+            retryable = kind in RETRYABLE_ERRORS or any(
+                isinstance(exc, cls) for cls in _retryable_classes()
+            )
         error = ModelError(
             f"model call to '{self.model_id}' failed after {attempt + 1} attempt(s):"
-            f" {type(exc).__name__}: {_short(exc)}",
+            f" {kind}: {_short(exc)}",
             retryable=retryable,
             attempts=attempt + 1,
         )
@@ -211,8 +220,18 @@ class ModelClient:
         return self._delay(attempt)
 
     def _finish(self, response, start: float, attempt: int) -> Completion:
-        result = completion_from_response(response, time.perf_counter() - start, attempt + 1)
-        result = attrs.evolve(result, cost_usd=_cost(response, self.model_id))
+        result = completion_from_response(response, 0.0)
+        return self._account(result, _cost(response, self.model_id), start, attempt)
+
+    def _account(
+        self, result: Completion, cost: float | None, start: float, attempt: int
+    ) -> Completion:
+        result = attrs.evolve(
+            result,
+            latency_s=time.perf_counter() - start,
+            attempts=attempt + 1,
+            cost_usd=cost,
+        )
         with self._lock:
             self.usage.calls += 1
             self.usage.tokens_in += result.tokens_in
@@ -237,14 +256,52 @@ class ModelClient:
             messages, tools, tool_choice, response_format, max_tokens, temperature, kwargs
         )
         start = time.perf_counter()
-        for attempt in itertools.count():
-            try:
-                response = lite.completion(**request)
-            except Exception as exc:
-                time.sleep(self._retry_delay(exc, attempt))
-                continue
-            return self._finish(response, start, attempt)
+        with self._lock:
+            self._in_flight += 1
+            concurrent = self._in_flight > 1
+        pool = self._pool() if concurrent else None
+        try:
+            for attempt in itertools.count():
+                future = pool.submit(request) if pool is not None else None
+                try:
+                    if future is None:
+                        return self._finish(lite.completion(**request), start, attempt)
+                    result, cost = future.result()
+                except Exception as exc:
+                    time.sleep(self._retry_delay(exc, attempt))
+                    continue
+                return self._account(result, cost, start, attempt)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         raise AssertionError("unreachable")
+
+    def _pool(self):
+        """The worker pool for a call made while others are in flight, or None.
+
+        In-process providers (the embedded model, test fakes) never leave this
+        process; nor does anything when the client has no workers.
+        """
+        if configured_workers(self.workers) == 0:
+            return None
+        provider = self.model_id.split("/", 1)[0]
+        if provider in _providers or provider == LOCAL_PROVIDER:
+            return None
+        # A provider registered with litellm directly was registered in this
+        # process, so litellm is loaded when there can be one.
+        lite = _litellm_module
+        if lite is not None and any(e["provider"] == provider for e in lite.custom_provider_map):
+            return None
+        from skvm.runtime import model_workers
+
+        return model_workers.shared(self.workers)
+
+    def start_workers(self) -> bool:
+        """Start the worker pool now, in the background, if this client would use it."""
+        pool = self._pool()
+        if pool is not None:
+            pool.start()
+        return pool is not None
 
     async def acomplete(
         self,

@@ -1,0 +1,379 @@
+"""Model calls served by worker processes, so concurrent calls do not share one GIL.
+
+A litellm call costs the calling process 8-15 ms of CPU (building the request,
+the provider SDK's parameter transform, parsing and pricing the answer), all
+of it holding the GIL. When a ``ctl.parallel`` or ``ctl.map`` starts k model
+steps at once, their requests therefore leave one after another, and the k-th
+leaves k times that late. On a 2-core host that is 0.1 s at k = 8.
+
+:class:`ModelWorkers` spreads such calls over a few worker processes. The
+:class:`~skvm.runtime.models.ModelClient` keeps a call in its own process when
+it is the only one in flight (no hand-over cost for sequential skills) and
+sends it to a worker when others are in flight. Retries, backoff and token
+accounting stay in the client; a worker makes exactly one litellm call per
+request and returns the finished :class:`~skvm.runtime.models.Completion` or
+the error's class name, text and whether it is worth retrying.
+
+Workers are forked from a zygote process (``python -m
+skvm.runtime.model_workers FD``) that has imported litellm once and does
+nothing else, so a pool costs one litellm import (on another core), not one
+per worker, and never re-imports the VM's ``__main__`` (as ``multiprocessing``
+would). Each worker gets the VM's environment of the moment the pool started
+(API keys included: a worker is part of the VM, it never runs skill code) and
+answers up to :data:`CALLS_PER_WORKER` requests at once on threads. A worker
+exits when the VM closes its socket or dies. Calls that were in flight on a
+worker that died fail as a retryable connection error, and the client retries
+them (in its own process when no worker is left).
+
+Only providers litellm reaches over the network go to workers: in-process
+providers (the embedded model, the scripted fake of the tests) live in the
+VM's process, as do requests that cannot be pickled.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+#: Worker processes of the shared pool when neither the run nor $SKVM_MODEL_WORKERS says.
+DEFAULT_WORKERS = 4
+#: Requests one worker answers at once (each waits on its provider on a thread).
+CALLS_PER_WORKER = 32
+#: How long a pool may take to start (the fork server imports litellm: seconds).
+START_TIMEOUT_S = 120.0
+
+
+def configured_workers(value: int | None = None) -> int:
+    """The pool size: ``value`` if given, else $SKVM_MODEL_WORKERS, else the default."""
+    if value is not None:
+        return max(0, value)
+    text = os.environ.get("SKVM_MODEL_WORKERS", "").strip()
+    if text:
+        try:
+            return max(0, int(text))
+        except ValueError:
+            pass
+    return DEFAULT_WORKERS
+
+
+class RemoteCallError(Exception):
+    """A model call that failed in a worker: the provider error's class name and text."""
+
+    def __init__(self, kind: str, message: str, retryable: bool):
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
+
+
+# ----------------------------------------------------------------- worker side
+
+
+def _serve(sock: socket.socket) -> None:
+    """A worker's main loop: one litellm call per request, answered on threads."""
+    conn = Connection(sock.detach())
+    os.environ.clear()
+    os.environ.update(conn.recv())  # the VM's environment when it asked for the worker
+    from skvm.runtime import models
+
+    lite = models.litellm()
+    retryable_classes = models._retryable_classes()
+    send_lock = threading.Lock()
+
+    def answer(call_id: int, request: dict[str, Any]) -> None:
+        try:
+            response = lite.completion(**request)
+            result = models.completion_from_response(response, 0.0)
+            cost = models._cost(response, request["model"])
+            message: tuple = ("ok", call_id, result, cost)
+        except Exception as exc:  # noqa: BLE001  (every failure goes back to the VM)
+            kind = type(exc).__name__
+            retryable = kind in models.RETRYABLE_ERRORS or isinstance(exc, retryable_classes)
+            message = ("error", call_id, kind, str(exc)[:4000], retryable)
+        try:
+            with send_lock:
+                conn.send(message)
+        except OSError:
+            os._exit(0)  # the VM is gone
+
+    with ThreadPoolExecutor(CALLS_PER_WORKER, thread_name_prefix="skvm-model") as pool:
+        while True:
+            try:
+                call_id, request = conn.recv()
+            except (EOFError, OSError):
+                break
+            pool.submit(answer, call_id, request)
+            del request
+    # Calls still waiting on a provider answer nobody: leave without joining them.
+    os._exit(0)
+
+
+def _zygote(control_fd: int) -> None:
+    """The process workers fork from: litellm imported once, one thread, no state.
+
+    Each byte the VM writes on the control socket asks for a worker; the reply
+    carries the VM's end of a new socket pair as ancillary data. The zygote
+    ends when the VM closes the control socket (or dies).
+    """
+    # The VM decides when workers stop (closing their sockets); a ^C is its to handle.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
+    control = socket.socket(fileno=control_fd)
+    from skvm.runtime import models
+
+    models.litellm()
+    control.sendall(b"R")
+    while control.recv(1):
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                control.close()
+                ours.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _serve(theirs)
+            finally:
+                os._exit(0)
+        theirs.close()
+        socket.send_fds(control, [str(pid).encode()], [ours.fileno()])
+        ours.close()
+
+
+# ------------------------------------------------------------------- VM side
+
+
+class _Worker:
+    """One worker process, its connection, and the calls it has in flight."""
+
+    def __init__(self, pid: int, conn: Connection):
+        self.pid = pid
+        self.conn = conn
+        self.pending: dict[int, Future] = {}
+        self.lock = threading.Lock()
+        self.alive = True
+        self.calls = 0
+        self.reader = threading.Thread(
+            target=self._read, name=f"skvm-model-reader-{pid}", daemon=True
+        )
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            with self.lock:
+                future = self.pending.pop(message[1], None)
+            if future is None:
+                continue
+            if message[0] == "ok":
+                _, _, result, cost = message
+                future.set_result((result, cost))
+            else:
+                _, _, kind, text, retryable = message
+                future.set_exception(RemoteCallError(kind, text, retryable))
+        self._fail_pending("the model worker process exited")
+
+    def _fail_pending(self, why: str) -> None:
+        with self.lock:
+            self.alive = False
+            pending, self.pending = self.pending, {}
+        for future in pending.values():
+            future.set_exception(RemoteCallError("APIConnectionError", why, True))
+
+    def submit(self, call_id: int, request: dict[str, Any]) -> Future | None:
+        future: Future = Future()
+        with self.lock:
+            if not self.alive:
+                return None
+            self.pending[call_id] = future
+            try:
+                self.conn.send((call_id, request))
+            except Exception:  # noqa: BLE001  (an unpicklable request, or a dead socket)
+                del self.pending[call_id]
+                return None
+            self.calls += 1
+        return future
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def close(self) -> None:
+        """Close the connection: the worker exits when it sees the end of it."""
+        try:
+            # close() alone would wait for the reader thread's recv() to return;
+            # shutdown() ends it and tells the worker at once.
+            with socket.socket(fileno=os.dup(self.conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+            self.conn.close()
+        except OSError:
+            pass
+        self.reader.join(timeout=5)
+        self._fail_pending("the model workers were closed")
+
+
+class ModelWorkers:
+    """A pool of worker processes answering litellm calls (see the module docstring)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.error: str | None = None
+        self._workers: list[_Worker] = []
+        self._zygote: subprocess.Popen | None = None
+        self._control: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._started = False
+        self._closed = False
+        self._ids = itertools.count()
+
+    def start(self) -> ModelWorkers:
+        """Start the workers in the background (the zygote imports litellm first)."""
+        with self._lock:
+            if self._started:
+                return self
+            self._started = True
+        threading.Thread(target=self._start, name="skvm-model-workers", daemon=True).start()
+        return self
+
+    def _start(self) -> None:
+        try:
+            self._spawn_zygote()
+            control = self._control
+            control.settimeout(START_TIMEOUT_S)
+            if control.recv(1) != b"R":
+                raise RuntimeError("the model workers' zygote exited while starting")
+            environ = dict(os.environ)
+            for _ in range(self.size):
+                control.sendall(b"F")
+                data, fds, _, _ = socket.recv_fds(control, 32, 1)
+                if not data or not fds:
+                    raise RuntimeError("the model workers' zygote did not start a worker")
+                conn = Connection(fds[0])
+                conn.send(environ)
+                with self._lock:
+                    if self._closed:
+                        conn.close()
+                        break
+                    self._workers.append(_Worker(int(data), conn))
+        except Exception as exc:  # noqa: BLE001  (no workers: calls stay in-process)
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._ready.set()
+
+    def _spawn_zygote(self) -> None:
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parents[2])
+        environ = dict(os.environ)
+        environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, environ.get("PYTHONPATH")) if p
+        )
+        try:
+            self._zygote = subprocess.Popen(
+                [sys.executable, "-m", "skvm.runtime.model_workers", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=environ,
+                close_fds=True,
+            )
+        finally:
+            theirs.close()
+        self._control = ours
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> bool:
+        """Start the pool if needed and wait until every worker is up."""
+        self.start()
+        return self._ready.wait(timeout) and self.error is None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the workers are up (calls made before then run in-process)."""
+        return self._ready.is_set() and self.error is None
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (for tests and diagnostics)."""
+        return [w.pid for w in self._workers]
+
+    def submit(self, request: dict[str, Any]) -> Future | None:
+        """Send one call to the least busy worker; None when no worker can take it."""
+        if not self._ready.is_set():
+            self.start()
+            return None
+        live = [w for w in self._workers if w.alive]
+        if not live:
+            return None
+        worker = min(live, key=_Worker.in_flight)
+        return worker.submit(next(self._ids), request)
+
+    def stats(self) -> dict[str, Any]:
+        """Workers alive and calls each has been given."""
+        return {
+            "workers": sum(1 for w in self._workers if w.alive),
+            "calls": [w.calls for w in self._workers],
+        }
+
+    def close(self) -> None:
+        """Stop every worker and the zygote; calls in flight fail as retryable errors."""
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+        if self._control is not None:
+            self._control.close()
+        if self._zygote is not None:
+            try:
+                self._zygote.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._zygote.kill()
+                self._zygote.wait()
+
+
+_shared: ModelWorkers | None = None
+_shared_lock = threading.Lock()
+
+
+def shared(size: int | None = None) -> ModelWorkers:
+    """The process's pool (created, not started, on the first call; later sizes are ignored)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = ModelWorkers(configured_workers(size))
+            atexit.register(_shared.close)
+        return _shared
+
+
+def close_shared() -> None:
+    """Stop the process's pool (a new one is created on the next :func:`shared`)."""
+    global _shared
+    with _shared_lock:
+        pool, _shared = _shared, None
+    if pool is not None:
+        pool.close()
+
+
+__all__ = [
+    "CALLS_PER_WORKER",
+    "DEFAULT_WORKERS",
+    "ModelWorkers",
+    "RemoteCallError",
+    "close_shared",
+    "configured_workers",
+    "shared",
+]
+
+
+if __name__ == "__main__":
+    _zygote(int(sys.argv[1]))
