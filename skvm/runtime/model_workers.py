@@ -18,9 +18,9 @@ Workers are forked from a zygote process (``python -m
 skvm.runtime.model_workers FD``) that has imported litellm once and does
 nothing else, so a pool costs one litellm import (on another core), not one
 per worker, and never re-imports the VM's ``__main__`` (as ``multiprocessing``
-would). Each worker gets the VM's environment of the moment the pool started
-(API keys included: a worker is part of the VM, it never runs skill code) and
-answers up to :data:`CALLS_PER_WORKER` requests at once on threads. A worker
+would). A worker makes its calls with the VM's environment: it is sent before
+the first call and again whenever it changed (API keys included: a worker is
+part of the VM, it never runs skill code). A worker answers up to :data:`CALLS_PER_WORKER` requests at once on threads. A worker
 exits when the VM closes its socket or dies. Calls that were in flight on a
 worker that died fail as a retryable connection error, and the client retries
 them (in its own process when no worker is left).
@@ -81,8 +81,6 @@ class RemoteCallError(Exception):
 def _serve(sock: socket.socket) -> None:
     """A worker's main loop: one litellm call per request, answered on threads."""
     conn = Connection(sock.detach())
-    os.environ.clear()
-    os.environ.update(conn.recv())  # the VM's environment when it asked for the worker
     from skvm.runtime import models
 
     lite = models.litellm()
@@ -108,11 +106,17 @@ def _serve(sock: socket.socket) -> None:
     with ThreadPoolExecutor(CALLS_PER_WORKER, thread_name_prefix="skvm-model") as pool:
         while True:
             try:
-                call_id, request = conn.recv()
+                message = conn.recv()
             except (EOFError, OSError):
                 break
-            pool.submit(answer, call_id, request)
-            del request
+            if message[0] == "env":
+                # The VM's environment changed (or this is the first call): litellm
+                # reads keys and base URLs from it when it makes a call.
+                os.environ.clear()
+                os.environ.update(message[1])
+            else:
+                pool.submit(answer, message[1], message[2])
+            del message
     # Calls still waiting on a provider answer nobody: leave without joining them.
     os._exit(0)
 
@@ -161,6 +165,7 @@ class _Worker:
         self.lock = threading.Lock()
         self.alive = True
         self.calls = 0
+        self.environ: dict[str, str] | None = None  # as last sent to the worker
         self.reader = threading.Thread(
             target=self._read, name=f"skvm-model-reader-{pid}", daemon=True
         )
@@ -198,7 +203,11 @@ class _Worker:
                 return None
             self.pending[call_id] = future
             try:
-                self.conn.send((call_id, request))
+                environ = dict(os.environ)
+                if environ != self.environ:
+                    self.conn.send(("env", environ))
+                    self.environ = environ
+                self.conn.send(("call", call_id, request))
             except Exception:  # noqa: BLE001  (an unpicklable request, or a dead socket)
                 del self.pending[call_id]
                 return None
@@ -253,14 +262,12 @@ class ModelWorkers:
             control.settimeout(START_TIMEOUT_S)
             if control.recv(1) != b"R":
                 raise RuntimeError("the model workers' zygote exited while starting")
-            environ = dict(os.environ)
             for _ in range(self.size):
                 control.sendall(b"F")
                 data, fds, _, _ = socket.recv_fds(control, 32, 1)
                 if not data or not fds:
                     raise RuntimeError("the model workers' zygote did not start a worker")
                 conn = Connection(fds[0])
-                conn.send(environ)
                 with self._lock:
                     if self._closed:
                         conn.close()

@@ -78,3 +78,42 @@ def test_model_example_with_scripted_model(tmp_path: Path) -> None:
     # The notes (the cat step's output) reached the model step as its input.
     assert "We decided to ship version 2.4 on Friday." in fake.requests[0][0][1]["content"]
     assert "llm.step" in err and "skvm-run: ok: 3 op(s)" in err
+
+
+PARALLEL_STEPS = """skill @p {
+  proc @main(%task: text) -> text {
+    %a = llm.step "first" (%task) {tools = []} : text
+    %b = llm.step "second" (%task) {tools = []} : text
+    %c = llm.step "third" (%task) {tools = []} : text
+    ctl.return (%task)
+  }
+}
+"""
+
+
+def test_model_workers_flag(tmp_path: Path, monkeypatch) -> None:
+    from skvm.runtime import model_workers
+    from skvm.runtime.fake_server import FakeOpenAIServer
+
+    skir = tmp_path / "p.skir"
+    skir.write_text(PARALLEL_STEPS)
+    model_workers.close_shared()
+    pool = model_workers.shared(2)
+    try:
+        assert pool.wait_ready(), pool.error
+        with FakeOpenAIServer(delay_s=0.3, reply=ToolCall("finish", {"result": "done"})) as server:
+            # litellm takes the base URL and key from the environment, in the workers too.
+            monkeypatch.setenv("OPENAI_API_BASE", server.api_base)
+            monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+            served = []
+            for workers in ("2", "0"):
+                before = sum(pool.stats()["calls"])
+                code, out, err = drive([skir, "--compile", "--model", server.model, "--workdir",
+                                        tmp_path / workers, "--model-workers", workers])
+                assert code == 0, err
+                assert "skvm-run: ok" in err
+                served.append(sum(pool.stats()["calls"]) - before)
+            assert server.stats()["requests"] == 6 and server.stats()["max_concurrent"] == 3
+        assert served[0] >= 1 and served[1] == 0  # the first call of a burst stays in the VM
+    finally:
+        model_workers.close_shared()
