@@ -196,18 +196,23 @@ def bench_embedded() -> list[dict]:
     return rows
 
 
-def main() -> None:
-    """Run the benchmarks and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--skip-embedded", action="store_true")
-    opts = parser.parse_args()
-    o = bench_overhead(opts.repeats)
+def _print_overhead(o: dict) -> None:
     print(f"[overhead] {COMMANDS} commands, best of {o['repeats']} (median), load {o['load']}:")
     for name, row in o["rows"].items():
         print(f"[overhead]   {name:16s} {row['best_ms']:.2f} ms/cmd ({row['median_ms']:.2f})")
     print(f"[overhead] ratio VM/bash {o['ratio_best']:.2f}x best, {o['ratio_median']:.2f}x median"
           f" (target <= 1.3x; fork server {o['server_ratio_best']:.2f}x, direct path {o['direct_ratio_best']:.2f}x); commands start by {o['mechanism']}")
+
+
+def main() -> None:
+    """Run the benchmarks and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--skip-overhead", action="store_true")
+    opts = parser.parse_args()
+    if not opts.skip_overhead:
+        _print_overhead(bench_overhead(opts.repeats))
     for row in bench_parallel(repeats=max(1, opts.repeats // 3)):
         if "k" in row:
             how = "workers   " if row["workers"] else "in-process"

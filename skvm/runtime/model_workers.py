@@ -267,6 +267,9 @@ class ModelWorkers:
                 data, fds, _, _ = socket.recv_fds(control, 32, 1)
                 if not data or not fds:
                     raise RuntimeError("the model workers' zygote did not start a worker")
+                # Received descriptors are inheritable: keep them from the VM's
+                # other children, or a worker would not see the VM close its socket.
+                os.set_inheritable(fds[0], False)
                 conn = Connection(fds[0])
                 with self._lock:
                     if self._closed:
@@ -289,8 +292,11 @@ class ModelWorkers:
             self._zygote = subprocess.Popen(
                 [sys.executable, "-m", "skvm.runtime.model_workers", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
+                # Failures come back as errors of the calls (or of the start, in
+                # ModelWorkers.error); litellm's own chatter stays off the VM's terminal.
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 env=environ,
                 close_fds=True,
             )

@@ -264,3 +264,9 @@ def test_workers_end_with_a_killed_vm_and_never_rerun_main(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_worker_sockets_are_not_inherited(shared_pool) -> None:
+    # A child of the VM holding a copy would keep its worker alive after close().
+    assert shared_pool._workers
+    assert not any(os.get_inheritable(w.conn.fileno()) for w in shared_pool._workers)
