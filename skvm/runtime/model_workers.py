@@ -103,20 +103,20 @@ def _serve(sock: socket.socket) -> None:
         except OSError:
             os._exit(0)  # the VM is gone
 
-    with ThreadPoolExecutor(CALLS_PER_WORKER, thread_name_prefix="skvm-model") as pool:
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
-            if message[0] == "env":
-                # The VM's environment changed (or this is the first call): litellm
-                # reads keys and base URLs from it when it makes a call.
-                os.environ.clear()
-                os.environ.update(message[1])
-            else:
-                pool.submit(answer, message[1], message[2])
-            del message
+    pool = ThreadPoolExecutor(CALLS_PER_WORKER, thread_name_prefix="skvm-model")
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message[0] == "env":
+            # The VM's environment changed (or this is the first call): litellm
+            # reads keys and base URLs from it when it makes a call.
+            os.environ.clear()
+            os.environ.update(message[1])
+        else:
+            pool.submit(answer, message[1], message[2])
+        del message
     # Calls still waiting on a provider answer nobody: leave without joining them.
     os._exit(0)
 

@@ -224,14 +224,20 @@ def test_a_dead_worker_fails_its_calls_and_close_stops_the_rest(server) -> None:
             os.kill(first, signal.SIGKILL)
             with pytest.raises(RemoteCallError) as info:
                 future.result(timeout=10)
-        assert info.value.retryable and info.value.kind == "APIConnectionError"
-        assert pool.stats()["workers"] == 1
-        # The next call goes to the live worker.
-        result, _ = pool.submit(client._request(USER, None, None, None, None, 0, {})).result(30)
-        assert result.tool_calls[0].name == "finish"
+            assert info.value.retryable and info.value.kind == "APIConnectionError"
+            assert pool.stats()["workers"] == 1
+            # The next call goes to the live worker.
+            result, _ = pool.submit(client._request(USER, None, None, None, None, 0, {})).result(30)
+            assert result.tool_calls[0].name == "finish"
+            # Closing does not wait for a call still waiting on its provider.
+            waiting = pool.submit(request)
+            time.sleep(0.5)
+            pool.close()
+            with pytest.raises(RemoteCallError):
+                waiting.result(timeout=1)
+            assert _gone(second, within_s=2)
     finally:
         pool.close()
-    assert _gone(second)
     assert zygote.poll() is not None
     assert pool.submit(request) is None  # no worker left: the client calls in-process
 
