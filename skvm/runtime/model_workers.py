@@ -84,18 +84,14 @@ def _serve(sock: socket.socket) -> None:
     from skvm.runtime import models
 
     lite = models.litellm()
-    retryable_classes = models._retryable_classes()
     send_lock = threading.Lock()
 
     def answer(call_id: int, request: dict[str, Any]) -> None:
         try:
             response = lite.completion(**request)
-            result = models.completion_from_response(response, 0.0)
-            cost = models._cost(response, request["model"])
-            message: tuple = ("ok", call_id, result, cost)
+            message: tuple = ("ok", call_id, *models.priced_result(response, request["model"]))
         except Exception as exc:  # noqa: BLE001  (every failure goes back to the VM)
-            kind = type(exc).__name__
-            retryable = kind in models.RETRYABLE_ERRORS or isinstance(exc, retryable_classes)
+            kind, retryable = models.classify_error(exc)
             message = ("error", call_id, kind, str(exc)[:4000], retryable)
         try:
             with send_lock:

@@ -202,13 +202,7 @@ class ModelClient:
 
     def _retry_delay(self, exc: Exception, attempt: int) -> float:
         """Seconds to wait before retrying after ``exc``; raise ModelError when it is final."""
-        # A worker's error arrives as its class name, and whether it is worth retrying.
-        kind = getattr(exc, "kind", None) or type(exc).__name__
-        retryable = getattr(exc, "retryable", None)
-        if not isinstance(retryable, bool):
-            retryable = kind in RETRYABLE_ERRORS or any(
-                isinstance(exc, cls) for cls in _retryable_classes()
-            )
+        kind, retryable = classify_error(exc)
         error = ModelError(
             f"model call to '{self.model_id}' failed after {attempt + 1} attempt(s):"
             f" {kind}: {_short(exc)}",
@@ -220,8 +214,7 @@ class ModelClient:
         return self._delay(attempt)
 
     def _finish(self, response, start: float, attempt: int) -> Completion:
-        result = completion_from_response(response, 0.0)
-        return self._account(result, _cost(response, self.model_id), start, attempt)
+        return self._account(*priced_result(response, self.model_id), start, attempt)
 
     def _account(
         self, result: Completion, cost: float | None, start: float, attempt: int
@@ -328,6 +321,24 @@ class ModelClient:
                 continue
             return self._finish(response, start, attempt)
         raise AssertionError("unreachable")
+
+
+def classify_error(exc: Exception) -> tuple[str, bool]:
+    """A failed call's error class name, and whether the call is worth retrying.
+
+    An error from a model worker arrives as its class name and verdict
+    (:class:`~skvm.runtime.model_workers.RemoteCallError`); they are kept.
+    """
+    kind = getattr(exc, "kind", None) or type(exc).__name__
+    retryable = getattr(exc, "retryable", None)
+    if not isinstance(retryable, bool):
+        retryable = kind in RETRYABLE_ERRORS or isinstance(exc, _retryable_classes())
+    return kind, retryable
+
+
+def priced_result(response: Any, model: str) -> tuple[Completion, float | None]:
+    """A litellm response as a :class:`Completion` (no timing yet) and its price."""
+    return completion_from_response(response, 0.0), _cost(response, model)
 
 
 def _retryable_classes() -> tuple[type, ...]:
@@ -583,8 +594,10 @@ __all__ = [
     "ScriptedModel",
     "TokenUsage",
     "ToolCall",
+    "classify_error",
     "completion_from_response",
     "litellm",
+    "priced_result",
     "register_provider",
     "response_dict",
     "unregister_provider",
