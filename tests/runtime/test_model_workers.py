@@ -276,3 +276,17 @@ def test_worker_sockets_are_not_inherited(shared_pool) -> None:
     # A child of the VM holding a copy would keep its worker alive after close().
     assert shared_pool._workers
     assert not any(os.get_inheritable(w.conn.fileno()) for w in shared_pool._workers)
+
+
+def test_runs_with_concurrent_model_work_start_the_pool_early(server, tmp_path, monkeypatch) -> None:
+    started = []
+    monkeypatch.setattr(ModelClient, "start_workers", lambda self: started.append(self) or True)
+    client = ModelClient(server.model, api_base=server.api_base, api_key="x", workers=2)
+    steps = "".join(f'    %s{i} = llm.step "step {i}" (%task) {{tools = []}} : text\n' for i in range(2))
+    text = "skill @b {\n  proc @main(%task: text) -> text {\n" + steps + "    ctl.return (%task)\n  }\n}\n"
+    sequential = parse_module(text, "s.skir")
+    parallel = PassManager(parse_pipeline("parallelize")).run(parse_module(text, "p.skir"))
+    Interpreter(sequential, RunOptions(workdir=tmp_path), client=client).run("main", {"task": "t"})
+    assert started == []  # two steps one after the other: no pool
+    Interpreter(parallel, RunOptions(workdir=tmp_path), client=client).run("main", {"task": "t"})
+    assert started == [client]  # started before the first step, not at its first concurrent call
