@@ -24,3 +24,19 @@ def register_pass(monkeypatch):
         return cls
 
     return add
+
+
+@pytest.fixture(scope="session")
+def model_pool():
+    """The process's shared model-worker pool (2 workers), started once per test session.
+
+    Starting one costs seconds (its zygote imports litellm), so the runtime and
+    CLI tests share it; it is closed when the session ends.
+    """
+    from skvm.runtime import model_workers
+
+    model_workers.close_shared()
+    pool = model_workers.shared(2)
+    assert pool.wait_ready(), pool.error
+    yield pool
+    model_workers.close_shared()

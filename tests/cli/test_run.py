@@ -91,29 +91,23 @@ PARALLEL_STEPS = """skill @p {
 """
 
 
-def test_model_workers_flag(tmp_path: Path, monkeypatch) -> None:
-    from skvm.runtime import model_workers
+def test_model_workers_flag(tmp_path: Path, monkeypatch, model_pool) -> None:
     from skvm.runtime.fake_server import FakeOpenAIServer
 
     skir = tmp_path / "p.skir"
     skir.write_text(PARALLEL_STEPS)
-    model_workers.close_shared()
-    pool = model_workers.shared(2)
-    try:
-        assert pool.wait_ready(), pool.error
-        with FakeOpenAIServer(delay_s=0.3, reply=ToolCall("finish", {"result": "done"})) as server:
-            # litellm takes the base URL and key from the environment, in the workers too.
-            monkeypatch.setenv("OPENAI_API_BASE", server.api_base)
-            monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
-            served = []
-            for workers in ("2", "0"):
-                before = sum(pool.stats()["calls"])
-                code, out, err = drive([skir, "--compile", "--model", server.model, "--workdir",
-                                        tmp_path / workers, "--model-workers", workers])
-                assert code == 0, err
-                assert "skvm-run: ok" in err
-                served.append(sum(pool.stats()["calls"]) - before)
-            assert server.stats()["requests"] == 6 and server.stats()["max_concurrent"] == 3
-        assert served[0] >= 1 and served[1] == 0  # the first call of a burst stays in the VM
-    finally:
-        model_workers.close_shared()
+    pool = model_pool
+    with FakeOpenAIServer(delay_s=0.3, reply=ToolCall("finish", {"result": "done"})) as server:
+        # litellm takes the base URL and key from the environment, in the workers too.
+        monkeypatch.setenv("OPENAI_API_BASE", server.api_base)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+        served = []
+        for workers in ("2", "0"):
+            before = sum(pool.stats()["calls"])
+            code, out, err = drive([skir, "--compile", "--model", server.model, "--workdir",
+                                    tmp_path / workers, "--model-workers", workers])
+            assert code == 0, err
+            assert "skvm-run: ok" in err
+            served.append(sum(pool.stats()["calls"]) - before)
+        assert server.stats()["requests"] == 6 and server.stats()["max_concurrent"] == 3
+    assert served[0] >= 1 and served[1] == 0  # the first call of a burst stays in the VM

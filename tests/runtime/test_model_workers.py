@@ -60,14 +60,10 @@ def server():
         yield srv
 
 
-@pytest.fixture(scope="module")
-def shared_pool():
-    """The process's shared pool, started once for this module and closed after it."""
-    model_workers.close_shared()
-    pool = model_workers.shared(2)
-    assert pool.wait_ready(), pool.error
-    yield pool
-    model_workers.close_shared()
+@pytest.fixture
+def shared_pool(model_pool):
+    """The process's shared pool (tests/conftest.py starts it once per session)."""
+    return model_pool
 
 
 def _concurrently(client: ModelClient, n: int, **kwargs):
