@@ -341,8 +341,16 @@ class ModelWorkers:
         for worker in workers:
             worker.close()
         if self._control is not None:
+            try:
+                self._control.shutdown(socket.SHUT_RDWR)  # wakes a start still waiting on it
+            except OSError:
+                pass
             self._control.close()
         if self._zygote is not None:
+            if not self._ready.is_set():
+                # Still importing litellm: it has no workers, and a VM about to
+                # exit should not wait for the import.
+                self._zygote.kill()
             try:
                 self._zygote.wait(timeout=5)
             except subprocess.TimeoutExpired:

@@ -238,6 +238,19 @@ def test_a_dead_worker_fails_its_calls_and_close_stops_the_rest(server) -> None:
     assert pool.submit(request) is None  # no worker left: the client calls in-process
 
 
+def test_close_while_starting_does_not_wait_for_the_import() -> None:
+    pool = ModelWorkers(1).start()
+    deadline = time.monotonic() + 10
+    while pool._zygote is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    zygote = pool._zygote
+    begun = time.monotonic()
+    pool.close()
+    assert time.monotonic() - begun < 3  # the zygote's litellm import takes longer
+    assert zygote.poll() is not None
+    assert not pool.wait_ready(timeout=10) and pool.submit({"model": "openai/x"}) is None
+
+
 SCRIPT = """
 import os, sys, time
 print("main module ran", flush=True)  # no __main__ guard: must run once only
