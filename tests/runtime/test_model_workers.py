@@ -213,7 +213,7 @@ def test_a_dead_worker_fails_its_calls_and_close_stops_the_rest(server) -> None:
         first, second = pool.pids
         zygote = pool._zygote
         client = ModelClient(server.model, api_base=server.api_base, api_key="x")
-        with FakeOpenAIServer(delay_s=5, reply=FINISH) as slow:
+        with FakeOpenAIServer(delay_s=30, reply=FINISH) as slow:
             request = client._request(USER, None, None, None, None, 0, {"api_base": slow.api_base})
             future = pool.submit(request)  # both idle: the first worker takes it
             time.sleep(0.5)  # the call is waiting on the slow server
@@ -231,7 +231,7 @@ def test_a_dead_worker_fails_its_calls_and_close_stops_the_rest(server) -> None:
             pool.close()
             with pytest.raises(RemoteCallError):
                 waiting.result(timeout=1)
-            assert _gone(second, within_s=2)
+            assert _gone(second)  # well before the slow server answers
     finally:
         pool.close()
     assert zygote.poll() is not None
@@ -244,10 +244,9 @@ def test_close_while_starting_does_not_wait_for_the_import() -> None:
     while pool._zygote is None and time.monotonic() < deadline:
         time.sleep(0.01)
     zygote = pool._zygote
-    begun = time.monotonic()
     pool.close()
-    assert time.monotonic() - begun < 3  # the zygote's litellm import takes longer
-    assert zygote.poll() is not None
+    # Killed, not waited for: its litellm import takes seconds.
+    assert zygote.returncode == -signal.SIGKILL
     assert not pool.wait_ready(timeout=10) and pool.submit({"model": "openai/x"}) is None
 
 
