@@ -15,8 +15,9 @@ request and returns the finished :class:`~skvm.runtime.models.Completion` or
 the error's class name, text and whether it is worth retrying.
 
 Workers are forked from a zygote process (``python -m
-skvm.runtime.model_workers FD``) that has imported litellm once and does
-nothing else, so a pool costs one litellm import (on another core), not one
+skvm.runtime.model_workers FD``) that has imported litellm and made one
+refused loopback call (which imports the provider SDK stack), and does
+nothing else. A pool costs one litellm import (on another core), not one
 per worker, and never re-imports the VM's ``__main__`` (as ``multiprocessing``
 would). A worker makes its calls with the VM's environment: it is sent before
 the first call and again whenever it changed (API keys included: a worker is
@@ -117,6 +118,36 @@ def _serve(sock: socket.socket) -> None:
     os._exit(0)
 
 
+def _warm_up(lite) -> None:
+    """Make one chat call to a loopback port nobody listens on, and ignore its failure.
+
+    A process's first litellm call imports about 750 more modules (the
+    provider SDK, httpx, h2, ...): 1.6-1.8 s of CPU that every worker would
+    otherwise pay on its first call. Workers forked after this start warm.
+    Proxy settings are dropped first (the call must stay on loopback); a
+    worker gets the VM's environment with its first call.
+    """
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        os.environ.pop(name, None)
+    tool = {"type": "function", "function": {"name": "finish", "parameters": {"type": "object"}}}
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        try:
+            lite.completion(
+                model="openai/skvm-warm-up",
+                api_base=f"http://127.0.0.1:{unused.getsockname()[1]}/v1",
+                api_key="skvm-warm-up",
+                messages=[{"role": "user", "content": "warm-up"}],
+                tools=[tool],
+                tool_choice="auto",
+                timeout=5,
+                max_retries=0,
+                num_retries=0,
+            )
+        except Exception:  # noqa: BLE001  (refused, as intended)
+            pass
+
+
 def _zygote(control_fd: int) -> None:
     """The process workers fork from: litellm imported once, one thread, no state.
 
@@ -130,7 +161,7 @@ def _zygote(control_fd: int) -> None:
     control = socket.socket(fileno=control_fd)
     from skvm.runtime import models
 
-    models.litellm()
+    _warm_up(models.litellm())
     control.sendall(b"R")
     while control.recv(1):
         ours, theirs = socket.socketpair()
@@ -146,6 +177,8 @@ def _zygote(control_fd: int) -> None:
         theirs.close()
         socket.send_fds(control, [str(pid).encode()], [ours.fileno()])
         ours.close()
+    # Skip the interpreter's teardown of litellm's module graph (about a second).
+    os._exit(0)
 
 
 # ------------------------------------------------------------------- VM side

@@ -298,3 +298,19 @@ def test_runs_with_concurrent_model_work_start_the_pool_early(server, tmp_path, 
     assert started == []  # two steps one after the other: no pool
     Interpreter(parallel, RunOptions(workdir=tmp_path), client=client).run("main", {"task": "t"})
     assert started == [client]  # started before the first step, not at its first concurrent call
+
+
+def test_zygote_warm_up_stays_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test, whatever _warm_up does
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    seen: dict = {}
+
+    class Lite:
+        def completion(self, **kwargs):
+            seen.update(kwargs, proxy=os.environ.get("HTTPS_PROXY"))
+            raise ConnectionRefusedError("refused")
+
+    model_workers._warm_up(Lite())  # its failure is the point: nothing raises
+    assert seen["api_base"].startswith("http://127.0.0.1:") and seen["proxy"] is None
+    assert seen["max_retries"] == 0 and seen["num_retries"] == 0 and seen["tools"]
