@@ -16,7 +16,9 @@
    fixed delay; wall time over the critical path (one delay) (target <= 1.2x), and
    over one step as the VM runs it (k = 1). Each k runs with the model workers and
    with every call in the VM's process, interleaved.
-3. Embedded model: wall time and tokens per llm.step on the example skills
+3. Cold start: a whole ``skvm-run`` of 4 parallel model steps (1 s delay) from a fresh
+   process, with and without model workers (--skip-cold to leave it out).
+4. Embedded model: wall time and tokens per llm.step on the example skills
    (skipped when the embedded model is not installed, or with --skip-embedded).
 """
 
@@ -40,6 +42,8 @@ from skvm.runtime.interpreter import Interpreter, RunOptions
 
 COMMANDS = 50
 DELAY_S = 0.5
+# Model workers for the "workers" cases (the VM's default depends on the host's cores).
+WORKERS = 4
 
 
 def _module(body: str):
@@ -136,11 +140,11 @@ def bench_parallel(ks=(2, 4, 8), repeats: int = 3) -> list[dict]:
     # must not compete with the VM for the GIL.
     with FakeOpenAIServer(delay_s=DELAY_S, reply=reply, process=True) as server:
         clients = {w: ModelClient(server.model, api_base=server.api_base, api_key="sk-bench-not-a-key",
-                                  workers=None if w else 0) for w in (True, False)}
+                                  workers=WORKERS if w else 0) for w in (True, False)}
         # Warm-up: litellm's import, the workers' start and the first HTTP connections
         # are not the VM's cost (as the fork server's start is not, above).
         clients[False].complete([{"role": "user", "content": "hi"}])
-        pool = model_workers.shared()
+        pool = model_workers.shared(WORKERS)
         if not pool.wait_ready():
             raise SystemExit(f"model workers did not start: {pool.error}")
         load_before = _load()
@@ -165,6 +169,38 @@ def bench_parallel(ks=(2, 4, 8), repeats: int = 3) -> list[dict]:
     rows.append({"max_concurrent_requests": stats["max_concurrent"], "worker_calls": pool.stats()["calls"],
                  "load": f"{load_before} -> {_load()}"})
     return rows
+
+
+COLD_STEPS = 4
+
+
+def bench_cold(repeats: int = 3) -> dict:
+    """A whole ``skvm-run`` of 4 parallel model steps from a fresh process, with and without workers.
+
+    What a user waits for: the interpreter's start, litellm's import (and, with
+    workers, the zygote's, on another core), the calls and the exit.
+    Interleaved; wall time of the process and the run time it reports.
+    """
+    from skvm.runtime.fake_server import FakeOpenAIServer
+    from skvm.runtime.models import ToolCall
+
+    steps = "".join(f'    %s{i} = llm.step "step {i}" (%task) {{tools = []}} : text\n' for i in range(COLD_STEPS))
+    walls: dict[str, list[float]] = {"workers": [], "in-process": []}
+    with tempfile.TemporaryDirectory() as tmp, \
+            FakeOpenAIServer(delay_s=1.0, reply=ToolCall("finish", {"result": "done"}), process=True) as server:
+        skir = Path(tmp) / "cold.skir"
+        skir.write_text("skill @cold {\n  proc @main(%task: text) -> text {\n" + steps
+                        + "    ctl.return (%task)\n  }\n}\n")
+        env = dict(os.environ, OPENAI_API_BASE=server.api_base, OPENAI_API_KEY="sk-bench-not-a-key")
+        for index in range(repeats):
+            for name in (("workers", "in-process") if index % 2 == 0 else ("in-process", "workers")):
+                command = [sys.executable, "-m", "skvm.cli.run", str(skir), "--compile", "--model", server.model,
+                           "--workdir", str(Path(tmp) / "work"), "--task", "t",
+                           "--model-workers", "0" if name == "in-process" else str(WORKERS)]
+                start = time.perf_counter()
+                subprocess.run(command, env=env, check=True, capture_output=True, cwd=REPO)
+                walls[name].append(time.perf_counter() - start)
+    return {name: {"best_s": min(t), "median_s": statistics.median(t)} for name, t in walls.items()}
 
 
 def bench_embedded() -> list[dict]:
@@ -218,6 +254,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-cold", action="store_true")
     opts = parser.parse_args()
     if not opts.skip_overhead:
         _print_overhead(bench_overhead(opts.repeats))
@@ -231,6 +268,10 @@ def main() -> None:
         else:
             print(f"[parallel] server saw at most {row['max_concurrent_requests']} concurrent requests;"
                   f" calls per model worker {row['worker_calls']}; load {row['load']}")
+    if not opts.skip_cold:
+        for name, row in bench_cold().items():
+            print(f"[cold] skvm-run, {COLD_STEPS} parallel steps, 1 s delay, {name:10s}: "
+                  f"{row['best_s']:.2f}s best, {row['median_s']:.2f}s median of 3 (fresh process each)")
     if not opts.skip_embedded:
         for row in bench_embedded():
             if "skipped" in row:

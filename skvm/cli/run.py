@@ -45,7 +45,8 @@ def build_parser() -> common.DriverArgumentParser:
     p.add_argument("--protocol", choices=("auto", "act", "tools"), default="auto",
                    help="agent-loop protocol (auto: act for the embedded model)")
     p.add_argument("--model-workers", type=int, default=None, metavar="N",
-                   help="worker processes for concurrent model calls (default: $SKVM_MODEL_WORKERS or 4; 0: none)")
+                   help="worker processes for concurrent model calls (default: $SKVM_MODEL_WORKERS, else 4 on hosts"
+                        " with 4 or more cores and 0 below; 0: none)")
     p.add_argument("--trace", action="store_true", help="print one line per executed op")
     p.add_argument("--no-record", action="store_true", help="do not write the trace store")
     p.add_argument("--dry-run", action="store_true", help="print the execution plan and stop")

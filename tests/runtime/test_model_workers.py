@@ -76,14 +76,20 @@ def _concurrently(client: ModelClient, n: int, **kwargs):
 
 def test_configured_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SKVM_MODEL_WORKERS", raising=False)
-    assert configured_workers() == model_workers.DEFAULT_WORKERS
+    assert configured_workers() == model_workers.default_workers()
     assert configured_workers(3) == 3
     assert configured_workers(-2) == 0
     monkeypatch.setenv("SKVM_MODEL_WORKERS", "0")
     assert configured_workers() == 0
     assert configured_workers(2) == 2  # the run's own setting wins
     monkeypatch.setenv("SKVM_MODEL_WORKERS", "many")
-    assert configured_workers() == model_workers.DEFAULT_WORKERS
+    assert configured_workers() == model_workers.default_workers()
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 0), (2, 0), (3, 0), (4, 4), (16, 4)])
+def test_default_workers_need_spare_cores(monkeypatch: pytest.MonkeyPatch, cores: int, expected: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert model_workers.default_workers() == expected
 
 
 # ------------------------------------------------------------------- the pool
