@@ -279,10 +279,11 @@ def main() -> None:
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument("--skip-parallel", action="store_true")
     opts = parser.parse_args()
     if not opts.skip_overhead:
         _print_overhead(bench_overhead(opts.repeats))
-    for row in bench_parallel(repeats=max(1, opts.repeats // 3)):
+    for row in ([] if opts.skip_parallel else bench_parallel(repeats=max(1, opts.repeats // 3))):
         if "k" in row:
             how = "workers   " if row["workers"] else "in-process"
             print(f"[parallel] k={row['k']} {how}: wall {row['wall_s']:.3f}s (median {row['median_s']:.3f}s), "
