@@ -35,16 +35,16 @@ def build_parser() -> common.DriverArgumentParser:
     p.add_argument("--task", default=None, help="the task text (parameter %%task)")
     p.add_argument("--workdir", default=".", help="work directory (default: the current one)")
     p.add_argument("--model", default=None, help="litellm model id (default: $SKVM_MODEL or the embedded model)")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="turns per llm.step")
-    p.add_argument("--timeout", type=float, default=None, metavar="S", help="wall-clock limit of the run")
-    p.add_argument("--command-timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--max-steps", type=common.count(1), default=None, metavar="N", help="turns per llm.step")
+    p.add_argument("--timeout", type=common.seconds, default=None, metavar="S", help="wall-clock limit of the run")
+    p.add_argument("--command-timeout", type=common.seconds, default=60.0, metavar="S",
                    help="wall-clock limit of one command (default 60)")
-    p.add_argument("--budget-tokens", type=int, default=None, metavar="N", help="token budget of the run")
-    p.add_argument("--max-width", type=int, default=8, metavar="N",
+    p.add_argument("--budget-tokens", type=common.count(1), default=None, metavar="N", help="token budget of the run")
+    p.add_argument("--max-width", type=common.count(1), default=8, metavar="N",
                    help="default width of ctl.map / ctl.parallel pools (default 8)")
     p.add_argument("--protocol", choices=("auto", "act", "tools"), default="auto",
                    help="agent-loop protocol (auto: act for the embedded model)")
-    p.add_argument("--model-workers", type=int, default=None, metavar="N",
+    p.add_argument("--model-workers", type=common.count(0), default=None, metavar="N",
                    help="worker processes for concurrent model calls (default: $SKVM_MODEL_WORKERS, else 4 on hosts"
                         " with 4 or more cores and 0 below; 0: none)")
     p.add_argument("--trace", action="store_true", help="print one line per executed op")

@@ -329,8 +329,17 @@ class Interpreter:
         if target is None or target.name != "skill.proc":
             raise SkvmError(Diagnostic(Severity.ERROR, f"the skill has no procedure @{proc}"))
         args = self._bind_inputs(target, inputs or {})
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._stage_resources()
+        if self.workdir.exists() and not self.workdir.is_dir():
+            raise SkvmError(Diagnostic(Severity.ERROR, f"work directory '{self.workdir}' is not a directory"))
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._stage_resources()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            where = f" ('{exc.filename}')" if exc.filename and str(exc.filename) != str(self.workdir) else ""
+            raise SkvmError(
+                Diagnostic(Severity.ERROR, f"cannot use work directory '{self.workdir}': {reason}{where}")
+            ) from None
         self.check_requirements()
         if self._concurrent_model_work():
             # The workers' zygote imports litellm on another core meanwhile, so the

@@ -66,6 +66,28 @@ def test_usage_and_input_errors(tmp_path: Path) -> None:
     assert code == 1 and "no such file" in err
 
 
+def test_bad_numbers_and_work_directories_are_usage_errors(tmp_path: Path) -> None:
+    skill = EXAMPLES / "word-stats"
+    for flag, value, message in [
+        ("--max-steps", "-3", "argument --max-steps: must be 1 or more, got -3"),
+        ("--budget-tokens", "0", "argument --budget-tokens: must be 1 or more, got 0"),
+        ("--max-width", "x", "argument --max-width: expected an integer, got 'x'"),
+        ("--model-workers", "-1", "argument --model-workers: must be 0 or more, got -1"),
+        ("--timeout", "nan", "argument --timeout: must be a positive number of seconds, got 'nan'"),
+        ("--command-timeout", "-5", "argument --command-timeout: must be a positive number of seconds"),
+    ]:
+        code, _, err = drive([skill, flag, value, "--workdir", tmp_path / "w"])
+        assert code == 1 and f"skvm-run: error: {message}" in err, (flag, err)
+    assert not (tmp_path / "w").exists()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("keep me\n")
+    code, _, err = drive([skill, "--workdir", a_file])
+    assert code == 1 and f"error: work directory '{a_file}' is not a directory" in err
+    assert "Traceback" not in err and a_file.read_text() == "keep me\n"
+    code, _, err = drive([skill, "--workdir", a_file / "sub"])
+    assert code == 1 and f"error: cannot use work directory '{a_file / 'sub'}': Not a directory" in err
+
+
 def test_model_example_with_scripted_model(tmp_path: Path) -> None:
     script = [ToolCall("finish", {"result": "Version 2.4 ships on Friday after the login fix."})]
     with ScriptedModel(script) as fake:
