@@ -13,7 +13,8 @@
  * In the child, in this order: signal handlers reset (a handler is parent code,
  * and must never run in the child), SIGPIPE/SIGXFSZ/SIGINT back to their
  * defaults, a new session, the parent-death signal, the network namespace, the
- * pids cgroup, the rlimits, the working directory, fds 0-2, every other fd
+ * pids cgroup, the rlimits, the Landlock ruleset (no_new_privs first), the
+ * working directory, fds 0-2, every other fd
  * close-on-exec, the signal mask emptied, exec. A failure before exec is
  * recorded in memory the parent reads after clone returns (step, index and
  * errno), and the child exits 126, or 127 when the command was not found.
@@ -36,6 +37,9 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446 /* the same number on every architecture */
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -51,6 +55,7 @@ enum {
     STEP_CWD,
     STEP_STDIO,
     STEP_EXEC,
+    STEP_LANDLOCK,
 };
 
 #define MAX_LIMITS 8
@@ -66,6 +71,7 @@ typedef struct {
     int fds[3];    /* stdin (-1: /dev/null), stdout, stderr */
     int cgroup_fd; /* cgroup.procs opened for writing, or -1 */
     int netns_fd;  /* a network namespace to enter, or -1 */
+    int landlock_fd; /* a Landlock ruleset to restrict the command to, or -1 */
     int nlimits;
     int limit_resource[MAX_LIMITS];
     struct rlimit limit_value[MAX_LIMITS];
@@ -124,6 +130,14 @@ child_main(void *arg)
     for (i = 0; i < req->nlimits; i++) {
         if (setrlimit(req->limit_resource[i], &req->limit_value[i]) != 0)
             return fail(req, STEP_LIMIT, i, errno);
+    }
+    /* Landlock domains and no_new_privs belong to this task's credentials: the
+       VM (which shares only the memory) stays unrestricted. */
+    if (req->landlock_fd >= 0) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            return fail(req, STEP_LANDLOCK, 0, errno);
+        if (syscall(SYS_landlock_restrict_self, req->landlock_fd, 0U) != 0)
+            return fail(req, STEP_LANDLOCK, 1, errno);
     }
     if (chdir(req->cwd) != 0)
         return fail(req, STEP_CWD, 0, errno);
@@ -206,14 +220,16 @@ byte_array(PyObject *seq, const char *what, Py_ssize_t extra, Py_ssize_t *count)
 }
 
 PyDoc_STRVAR(spawn_doc,
-"spawn(candidates, argv, env, cwd, stdin, stdout, stderr, limits, cgroup_fd, netns_fd)\n"
+"spawn(candidates, argv, env, cwd, stdin, stdout, stderr, limits, cgroup_fd, netns_fd,\n"
+"      landlock_fd)\n"
 "\n"
 "Start a confined command; returns (pid, pidfd, step, index, errno).\n"
 "\n"
 "candidates: paths to exec in turn (bytes); argv, env (b'NAME=value'): bytes;\n"
 "stdin (-1: /dev/null), stdout, stderr: fds the child gets as 0-2; limits:\n"
 "(resource, soft, hard) triples; cgroup_fd: cgroup.procs open for writing, or\n"
-"-1; netns_fd: a network namespace to enter, or -1. step is 0 when the\n"
+"-1; netns_fd: a network namespace to enter, or -1; landlock_fd: a Landlock\n"
+"ruleset the child restricts itself to, or -1. step is 0 when the\n"
 "command was exec'd; otherwise the child failed at that step (index: which\n"
 "limit or fd) and exited 126, or 127 (not found). OSError: clone failed.");
 
@@ -222,9 +238,10 @@ spawn(PyObject *module, PyObject *args)
 {
     PyObject *candidates_obj, *argv_obj, *env_obj, *limits_obj;
     const char *cwd;
-    int stdin_fd, stdout_fd, stderr_fd, cgroup_fd, netns_fd;
-    if (!PyArg_ParseTuple(args, "OOOyiiiOii:spawn", &candidates_obj, &argv_obj, &env_obj, &cwd,
-                          &stdin_fd, &stdout_fd, &stderr_fd, &limits_obj, &cgroup_fd, &netns_fd))
+    int stdin_fd, stdout_fd, stderr_fd, cgroup_fd, netns_fd, landlock_fd = -1;
+    if (!PyArg_ParseTuple(args, "OOOyiiiOii|i:spawn", &candidates_obj, &argv_obj, &env_obj, &cwd,
+                          &stdin_fd, &stdout_fd, &stderr_fd, &limits_obj, &cgroup_fd, &netns_fd,
+                          &landlock_fd))
         return NULL;
 
     spawn_request req;
@@ -235,6 +252,7 @@ spawn(PyObject *module, PyObject *args)
     req.fds[2] = stderr_fd;
     req.cgroup_fd = cgroup_fd;
     req.netns_fd = netns_fd;
+    req.landlock_fd = landlock_fd;
 
     PyObject *limits = PySequence_Fast(limits_obj, "limits must be a sequence");
     if (limits == NULL)
@@ -338,7 +356,8 @@ PyInit__spawn(void)
         PyModule_AddIntConstant(module, "STEP_LIMIT", STEP_LIMIT) < 0 ||
         PyModule_AddIntConstant(module, "STEP_CWD", STEP_CWD) < 0 ||
         PyModule_AddIntConstant(module, "STEP_STDIO", STEP_STDIO) < 0 ||
-        PyModule_AddIntConstant(module, "STEP_EXEC", STEP_EXEC) < 0) {
+        PyModule_AddIntConstant(module, "STEP_EXEC", STEP_EXEC) < 0 ||
+        PyModule_AddIntConstant(module, "STEP_LANDLOCK", STEP_LANDLOCK) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -6,7 +6,8 @@ package's install compiles it; it is optional), the sandbox starts commands
 with one ``clone(CLONE_VM | CLONE_VFORK)`` in the VM's own process instead:
 the child resets signal handlers, starts a session, sets the parent-death
 signal, enters the empty network namespace and the pids cgroup, sets the
-rlimits, changes directory, installs fds 0-2 and execs (see ``_spawn.c``).
+rlimits, restricts itself to the Landlock ruleset, changes directory,
+installs fds 0-2 and execs (see ``_spawn.c``).
 
 A command started this way is the VM's child: its exit shows on a pidfd, its
 status is read without reaping it (``waitid(WNOWAIT)``), and it is reaped only
@@ -39,6 +40,7 @@ _STEP_TEXT = {} if _spawn is None else {
     _spawn.STEP_CGROUP: "join the pids cgroup",
     _spawn.STEP_CWD: "enter {cwd}",
     _spawn.STEP_STDIO: "set up the standard streams",
+    _spawn.STEP_LANDLOCK: "restrict itself to the Landlock ruleset",
 }
 
 
@@ -99,6 +101,7 @@ def spawn(
     limits: Sequence[tuple[str, int, int]],
     cgroup_procs_fd: int = -1,
     netns_fd: int = -1,
+    landlock_fd: int = -1,
     stdin_fd: int | None = None,
     stdout_fd: int,
     stderr_fd: int,
@@ -129,6 +132,7 @@ def spawn(
         [(getattr(resource, name), soft, hard) for name, soft, hard in limits],
         cgroup_procs_fd,
         netns_fd,
+        landlock_fd,
     )
     child = NativeChild(pid, pidfd)
     if step:

@@ -6,7 +6,9 @@ Every ``tool.*`` op and every tool call a model makes goes through this module:
 * :func:`scrub_env` hands children an environment without secrets;
 * :func:`run` executes argv with resource limits (rlimits), its own session
   and process group, an optional pids cgroup, an optional empty network
-  namespace, a wall-clock timeout and capped output;
+  namespace, a Landlock ruleset that confines its writes to the work
+  directory (:mod:`skvm.runtime.landlock`), a wall-clock timeout and capped
+  output;
 * :func:`check_tool_allowed` enforces the skill's ``allowed-tools``.
 
 This is defence in depth for a single-user machine, not a container; see
@@ -38,7 +40,7 @@ from typing import Any
 import attrs
 
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
-from skvm.runtime import native
+from skvm.runtime import landlock, native
 from skvm.runtime.native import NativeChild
 from skvm.runtime.spawner import CommandLost, SpawnedChild, Spawner, SpawnerError
 
@@ -79,6 +81,9 @@ class SandboxPolicy:
     # Counts threads too where a pids cgroup enforces it.
     max_processes: int | None = 128
     allow_network: bool = False
+    # Landlock (where the kernel has it and commands start in-process): writes
+    # only beneath the work directory, no reads of homes' credential stores.
+    confine_files: bool = True
     allowed_env: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
     allowed_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_tools_tuple)
     output_limit_bytes: int = MIB
@@ -98,6 +103,7 @@ class ExecResult:
     killed_reason: str | None = None
     truncated: bool = False
     network_isolated: bool = False
+    files_confined: bool = False
 
     @property
     def ok(self) -> bool:
@@ -749,7 +755,7 @@ def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin) 
     )
 
 
-def _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net) -> _Launched:
+def _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net, ruleset_fd) -> _Launched:
     """Start a command in-process with vfork semantics (OSError: not started)."""
     return _launch_piped(
         functools.partial(
@@ -760,6 +766,7 @@ def _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net) -> _La
             limits=_rlimits(policy),
             cgroup_procs_fd=cgroup.procs_wfd if cgroup is not None else -1,
             netns_fd=_spawner().netns_fd if isolate_net else -1,
+            landlock_fd=ruleset_fd,
         ),
         stdin,
     )
@@ -836,6 +843,7 @@ def run(
         env = {**env, **extra_env}
 
     isolate_net = not policy.allow_network and network_isolation_available()[0]
+    ruleset_fd = _ruleset(cwd, policy) if NATIVE_ENABLED and native.available() else -1
     cgroup = None
     cgroup_base = _pids_cgroup_root() if policy.max_processes is not None else None
     if cgroup_base is not None:
@@ -849,7 +857,7 @@ def run(
     try:
         if NATIVE_ENABLED and native.available():
             try:
-                launched = _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net)
+                launched = _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net, ruleset_fd)
             except OSError:
                 pass  # clone failed (no memory, no pids left): nothing ran
         if launched is None:
@@ -893,7 +901,29 @@ def run(
         killed_reason=killed_reason,
         truncated=truncated,
         network_isolated=isolate_net,
+        files_confined=ruleset_fd >= 0 and isinstance(launched.spawned, NativeChild),
     )
+
+
+#: Landlock rulesets of this process, one per work directory and network mode.
+_RULESETS = landlock.RulesetCache()
+
+
+def file_confinement_available() -> tuple[bool, str]:
+    """Whether commands' file access can be confined here (Landlock), and if not, why."""
+    if not native.available():
+        return False, f"commands do not start in-process: {native.UNAVAILABLE}"
+    return landlock.available()
+
+
+def _ruleset(workdir: str, policy: SandboxPolicy) -> int:
+    """The Landlock ruleset fd for commands in ``workdir``, or -1 (not confined)."""
+    if not policy.confine_files or not landlock.available()[0]:
+        return -1
+    try:
+        return _RULESETS.get(Path(workdir), policy.allow_network)
+    except OSError:
+        return -1  # the kernel refused it: run unconfined, as without Landlock
 
 
 @functools.lru_cache(maxsize=32)
@@ -1220,6 +1250,7 @@ __all__ = [
     "ToolGrant",
     "check_tool_allowed",
     "looks_secret",
+    "file_confinement_available",
     "network_isolation_available",
     "parse_allowed_tools",
     "process_limit_mechanism",
