@@ -270,8 +270,15 @@ class Interpreter:
             source = Path(root) / rel
             if not source.is_file():
                 continue
-            target = self.workdir / staged
-            target.parent.mkdir(parents=True, exist_ok=True)
+            # A command of an earlier run may have left links in the staging area:
+            # its directories must resolve inside the work directory (else
+            # SandboxViolation), and a link in the file's place is replaced, not
+            # written through.
+            parent = sandbox.resolve_path(self.policy, Path(staged).parent)
+            parent.mkdir(parents=True, exist_ok=True)
+            target = parent / Path(staged).name
+            if target.is_symlink():
+                target.unlink()
             shutil.copyfile(source, target)
             if op.attr("kind") is not None and op.attr("kind").name == "script":
                 target.chmod(0o755)

@@ -3,6 +3,7 @@ the sandbox seen through the VM, and resource staging (no model involved)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -414,6 +415,31 @@ def test_deterministic_example_matches_bash(tmp_path: Path) -> None:
     vm_tree, bash_tree = _tree(vm_dir), _tree(bash_dir)
     assert sorted(vm_tree) == ["notes.txt", "out/counts.txt", "report.md"]
     assert vm_tree == bash_tree
+
+
+def test_staging_does_not_write_through_links_left_in_the_work_directory(tmp_path: Path) -> None:
+    from skvm.frontend.importer import import_skill
+
+    module = import_skill(WORD_STATS)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "word_stats.py").write_text("host file\n")
+    work = tmp_path / "vm"
+    scripts = work / ".skvm" / "skill" / "scripts"
+    scripts.mkdir(parents=True)
+    # A link in the file's place is replaced by the bundled script...
+    (scripts / "word_stats.py").symlink_to(host / "word_stats.py")
+    Interpreter(module, RunOptions(workdir=work, skill_root=WORD_STATS)).run("main", {})
+    assert (host / "word_stats.py").read_text() == "host file\n"
+    assert not (scripts / "word_stats.py").is_symlink()
+    assert (work / "report.md").exists()
+    # ...and a linked directory that leads out is refused before anything is copied.
+    shutil.rmtree(scripts)
+    scripts.symlink_to(host)
+    with pytest.raises(SkvmError, match="resolves outside the work directory"):
+        Interpreter(module, RunOptions(workdir=work, skill_root=WORD_STATS)).run("main", {})
+    assert (host / "word_stats.py").read_text() == "host file\n"
+    assert sorted(p.name for p in host.iterdir()) == ["word_stats.py"]
 
 
 def test_deterministic_skill_loads_no_model(tmp_path: Path) -> None:
