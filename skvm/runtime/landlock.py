@@ -279,8 +279,12 @@ class RulesetCache:
         self._fds: dict[tuple[str, bool], int] = {}
         self._lock = threading.Lock()
 
-    def get(self, workdir: Path, allow_network: bool) -> int:
-        key = (os.fspath(workdir), allow_network)
+    def get(self, workdir: str, allow_network: bool) -> int:
+        """The ruleset fd for ``workdir`` (built on first use). OSError: Landlock refused."""
+        fd = self._fds.get((workdir, allow_network))  # the common case, without the lock
+        if fd is not None:
+            return fd
+        key = (workdir, allow_network)
         with self._lock:
             fd = self._fds.pop(key, None)
             if fd is None:

@@ -921,7 +921,7 @@ def _ruleset(workdir: str, policy: SandboxPolicy) -> int:
     if not policy.confine_files or not landlock.available()[0]:
         return -1
     try:
-        return _RULESETS.get(Path(workdir), policy.allow_network)
+        return _RULESETS.get(workdir, policy.allow_network)
     except OSError:
         return -1  # the kernel refused it: run unconfined, as without Landlock
 
