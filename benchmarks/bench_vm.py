@@ -93,8 +93,9 @@ def bench_overhead(repeats: int) -> dict:
     }
     # "vm fork server": without the _spawn extension; "vm direct": the /bin/sh-wrapper
     # path (the last fallback); "vm no traces": the trace store's share; "vm new
-    # store": a store new to this process.
-    variants = ["vm", "vm fork server", "vm direct", "vm no traces", "vm new store", *scripts]
+    # store": a store new to this process; "vm no landlock": commands not confined
+    # by Landlock (the file-system rules' share).
+    variants = ["vm", "vm fork server", "vm direct", "vm no traces", "vm new store", "vm no landlock", *scripts]
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         for native, spawner in ((False, False), (False, True), (True, True)):  # warm-up
@@ -116,7 +117,16 @@ def bench_overhead(repeats: int) -> dict:
                         sandbox.SPAWNER_ENABLED = name != "vm direct"
                         options = RunOptions(workdir=tmp, record_traces=name != "vm no traces",
                                              trace_store=store)
-                        Interpreter(module, options).run("main", {})
+                        saved = os.environ.get("SKVM_NO_LANDLOCK")
+                        if name == "vm no landlock":
+                            os.environ["SKVM_NO_LANDLOCK"] = "1"
+                        try:
+                            Interpreter(module, options).run("main", {})
+                        finally:
+                            if saved is None:
+                                os.environ.pop("SKVM_NO_LANDLOCK", None)
+                            else:
+                                os.environ["SKVM_NO_LANDLOCK"] = saved
                     else:
                         subprocess.run(["bash", "-c", scripts[name]], cwd=tmp, check=True)
                     times[name].append(time.perf_counter() - start)
