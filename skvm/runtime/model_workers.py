@@ -331,7 +331,11 @@ class ModelWorkers:
     def _spawn_zygote(self) -> None:
         ours, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parents[2])
-        environ = dict(os.environ)
+        from skvm.runtime.sandbox import looks_secret  # VM side only: the zygote stays lean
+
+        # Workers get the VM's environment with their first call: the zygote's
+        # own, which any process of this user can read in /proc, holds no keys.
+        environ = {k: v for k, v in os.environ.items() if not looks_secret(k, v)}
         environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, environ.get("PYTHONPATH")) if p
         )

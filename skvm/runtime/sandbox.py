@@ -834,6 +834,7 @@ def run(
     a shell. Never raises for anything the command itself does.
     """
     command = _command(argv, shell)
+    hide_secrets_of_this_process()
     workdir = policy.workdir
     cwd, tmpdir = _work_paths(workdir)
     if not os.path.isdir(tmpdir):  # TMPDIR: commands may remove it
@@ -924,6 +925,43 @@ def _ruleset(workdir: str, policy: SandboxPolicy) -> int:
         return _RULESETS.get(workdir, policy.allow_network)
     except OSError:
         return -1  # the kernel refused it: run unconfined, as without Landlock
+
+
+@functools.cache
+def hide_secrets_of_this_process() -> int:
+    """Blank the secret-looking values in this process's initial environment block.
+
+    A command can read ``/proc/<vm pid>/environ`` (Landlock does not stop it
+    on this kernel, nor does a non-dumpable VM), and that file shows the
+    environment the VM was *started* with: the block in the VM's memory from
+    ``env_start`` to ``env_end``. Python has its own copy (``os.environ``),
+    so the values are overwritten with NULs in the block and handed back to
+    the C library with ``putenv`` (which copies them to the heap), so both
+    ``os.environ`` and C's ``getenv`` still see them. Returns how many were
+    blanked. Runs once, before the first command.
+    """
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+        start, end = int(fields[50 - 3]), int(fields[51 - 3])  # proc(5): env_start, env_end
+    except (OSError, ValueError, IndexError):
+        return 0
+    if not 0 < start < end:
+        return 0
+    block = (ctypes.c_char * (end - start)).from_address(start)
+    blanked = 0
+    offset = 0
+    for entry in bytes(block).split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and value:
+            text_name, text_value = os.fsdecode(name), os.fsdecode(value)
+            if looks_secret(text_name, text_value):
+                ctypes.memset(start + offset + len(name) + 1, 0, len(value))
+                if text_name in os.environ:
+                    os.putenv(text_name, os.environ[text_name])
+                blanked += 1
+        offset += len(entry) + 1
+    return blanked
 
 
 @functools.lru_cache(maxsize=32)
@@ -1251,6 +1289,7 @@ __all__ = [
     "check_tool_allowed",
     "looks_secret",
     "file_confinement_available",
+    "hide_secrets_of_this_process",
     "network_isolation_available",
     "parse_allowed_tools",
     "process_limit_mechanism",

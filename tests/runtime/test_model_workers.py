@@ -320,3 +320,21 @@ def test_zygote_warm_up_stays_on_loopback(monkeypatch: pytest.MonkeyPatch) -> No
     model_workers._warm_up(Lite())  # its failure is the point: nothing raises
     assert seen["api_base"].startswith("http://127.0.0.1:") and seen["proxy"] is None
     assert seen["max_retries"] == 0 and seen["num_retries"] == 0 and seen["tools"]
+
+
+def test_the_zygote_starts_without_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Any process of the same user can read /proc/<zygote>/environ: the keys
+    # reach the workers with their first call instead.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-hunter2hunter2hunter2hunter2")
+    monkeypatch.setenv("SKVM_PLAIN", "visible")
+    started = []
+
+    def popen(argv, **kwargs):
+        started.append(kwargs["env"])
+        raise OSError("not this time")
+
+    monkeypatch.setattr(model_workers.subprocess, "Popen", popen)
+    pool = ModelWorkers(1).start()
+    assert pool.wait_ready() is False and "not this time" in pool.error
+    [env] = started
+    assert "OPENAI_API_KEY" not in env and env["SKVM_PLAIN"] == "visible" and "PYTHONPATH" in env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -136,6 +137,32 @@ def test_secrets_not_visible_to_child(workdir: Path, monkeypatch: pytest.MonkeyP
     allowed = run(["env"], SandboxPolicy(workdir, allowed_env={"SKVM_TEST_API_KEY"}))
     assert "SKVM_TEST_API_KEY=hunter2-key" in allowed.stdout
     assert "hunter2-anthropic" not in allowed.stdout
+
+
+VM_ENVIRON_PROBE = """
+import ctypes, os, subprocess, sys
+from skvm.runtime import sandbox
+sandbox.NATIVE_ENABLED = sys.argv[2] == "in-process"
+sandbox.SPAWNER_ENABLED = sys.argv[2] == "fork-server"
+policy = sandbox.SandboxPolicy(sys.argv[1], timeout_s=10)
+seen = sandbox.run(["cat", f"/proc/{os.getpid()}/environ"], policy)
+libc = ctypes.CDLL(None)
+libc.getenv.restype = ctypes.c_char_p
+print(seen.returncode, "hunter2" in seen.stdout, "SKVM_PLAIN=visible" in seen.stdout)
+# The VM itself still has its keys: in Python, in C, and for children it starts.
+print(os.environ["SKVM_TEST_API_KEY"], libc.getenv(b"SKVM_TEST_API_KEY").decode(),
+      subprocess.run(["sh", "-c", "echo $SKVM_TEST_API_KEY"], capture_output=True, text=True).stdout.strip())
+"""
+
+
+def test_the_vm_environment_is_blank_in_proc(workdir: Path, start_path: str) -> None:
+    # /proc/<vm>/environ shows the environment the VM started with, to any
+    # process of the same user: its secret values are blanked there.
+    env = {**os.environ, "SKVM_TEST_API_KEY": "hunter2-key", "SKVM_PLAIN": "visible"}
+    probe = subprocess.run([PY, "-c", VM_ENVIRON_PROBE, str(workdir), start_path], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.splitlines() == ["0 False True", "hunter2-key hunter2-key hunter2-key"]
 
 
 # ------------------------------------------------------------------------- commands
