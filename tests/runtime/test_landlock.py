@@ -126,3 +126,11 @@ def test_unavailable_without_landlock(monkeypatch: pytest.MonkeyPatch, workdir: 
     assert landlock.available() == (False, "disabled by $SKVM_NO_LANDLOCK")
     result = sh("echo fine", workdir)
     assert result.ok and not result.files_confined
+
+
+def test_rules_are_not_repeated_for_what_another_rule_covers(tmp_path: Path) -> None:
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    (tmp_path / "usr-local").mkdir()
+    (tmp_path / "bin").symlink_to(tmp_path / "usr" / "bin")
+    paths = [tmp_path / "bin", tmp_path / "usr", tmp_path / "usr-local", tmp_path / "usr" / "bin"]
+    assert landlock._without_nested(paths) == [tmp_path / "usr", tmp_path / "usr-local"]
