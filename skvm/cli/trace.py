@@ -39,7 +39,7 @@ class TraceDriver(common.Driver):
     tool = TOOL
 
     def _run(self) -> int:
-        from skvm.runtime.traces import default_store_path, open_readonly
+        from skvm.runtime.traces import NotATraceStore, default_store_path, open_readonly
 
         opts = build_parser().parse_args(self.argv)
         path = Path(opts.store) if opts.store else default_store_path(Path(opts.workdir))
@@ -47,6 +47,9 @@ class TraceDriver(common.Driver):
             store = open_readonly(path)
         except FileNotFoundError:
             self.stderr.write(f"{TOOL}: error: no trace store at {path}\n")
+            return 1
+        except NotATraceStore as exc:
+            self.stderr.write(f"{TOOL}: error: {exc}\n")
             return 1
         try:
             if opts.command == "list":

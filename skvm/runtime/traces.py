@@ -454,8 +454,50 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+class NotATraceStore(Exception):
+    """A file that is not a readable skvm trace store."""
+
+
+class _ReadOnlyConnection:
+    """A read-only connection: the file is never created, migrated or written."""
+
+    def __init__(self, path: Path):
+        uri = path.resolve().as_uri() + "?mode=ro"
+        try:
+            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+            tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.Error as exc:
+            raise NotATraceStore(f"{path} is not a skvm trace store ({exc})") from None
+        if not {"runs", "ops"} <= tables:
+            self.db.close()
+            raise NotATraceStore(f"{path} is not a skvm trace store (no runs and ops tables)")
+        self.lock = threading.Lock()
+
+    def flush(self) -> None:
+        """Nothing is ever queued."""
+
+
+class _ReadOnlyTraceStore(TraceStore):
+    def __init__(self, path: Path):
+        self.path = path
+        self._connection = _ReadOnlyConnection(path)  # type: ignore[assignment]
+        self._db = self._connection.db
+        self._lock = self._connection.lock
+        self._seq_lock = threading.Lock()
+        self._seq = {}
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._db.close()
+            self._connection = None
+
+
 def open_readonly(path: str | os.PathLike[str]) -> TraceStore:
-    """Open an existing store for reading (raises FileNotFoundError when absent)."""
+    """Open an existing store for reading only.
+
+    FileNotFoundError when absent; NotATraceStore when the file is not one
+    (a foreign SQLite file is left exactly as it was).
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(path)
-    return TraceStore(path)
+    return _ReadOnlyTraceStore(Path(path))

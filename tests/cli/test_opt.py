@@ -66,6 +66,16 @@ def test_output_file(tmp_path):
     assert code == 0 and out == "" and target.read_text(encoding="utf-8") == GOOD
 
 
+def test_unwritable_output_is_an_error_not_a_traceback(tmp_path):
+    """-o into a missing directory, or onto a directory: exit 1 with the reason."""
+    source = write(tmp_path, GOOD)
+    code, out, err = run([source, "-o", str(tmp_path / "missing" / "out.skir")])
+    assert code == 1 and out == ""
+    assert f"skvm-opt: error: cannot write '{tmp_path / 'missing' / 'out.skir'}': No such file or directory" in err
+    code, _, err = run([source, "-o", str(tmp_path)])
+    assert code == 1 and f"cannot write '{tmp_path}': it is a directory" in err
+
+
 def test_print_generic_round_trips(tmp_path):
     """--print-generic output parses back to the same canonical text."""
     code, generic, _ = run([write(tmp_path, ALL_OPS), "--print-generic"])

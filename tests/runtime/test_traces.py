@@ -86,6 +86,28 @@ Interpreter(parse_module(text, "k.skir"), RunOptions(workdir=sys.argv[1])).run("
 """
 
 
+def test_trace_cli_reads_only_and_refuses_other_files(tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+
+    foreign = tmp_path / "other.sqlite"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE notes (x)")
+    db.commit()
+    db.close()
+    before = hashlib.sha256(foreign.read_bytes()).hexdigest()
+    err = io.StringIO()
+    assert TraceDriver(["--store", str(foreign), "list"], stderr=err).run() == 1
+    assert f"skvm-trace: error: {foreign} is not a skvm trace store (no runs and ops tables)" in err.getvalue()
+    assert hashlib.sha256(foreign.read_bytes()).hexdigest() == before  # no tables added, no WAL switch
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    err = io.StringIO()
+    assert TraceDriver(["--store", str(text), "list"], stderr=err).run() == 1
+    assert "is not a skvm trace store (file is not a database)" in err.getvalue()
+    assert text.read_text() == "not a database\n"
+
+
 def test_store_survives_sigkill(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", KILLED, str(tmp_path)])
     store_path = tmp_path / ".skvm" / "traces.sqlite"
