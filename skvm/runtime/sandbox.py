@@ -739,7 +739,7 @@ class _Launched:
         self.stdin = None
 
 
-def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin) -> _Launched:
+def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin, ruleset_fd) -> _Launched:
     """Start a command through the fork server (SpawnerError: not started)."""
     return _launch_piped(
         functools.partial(
@@ -750,6 +750,7 @@ def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin) 
             limits=_rlimits(policy),
             cgroup_procs=cgroup.procs_text if cgroup is not None else None,
             cgroup_home=_spawner_cgroup(),
+            landlock_fd=ruleset_fd,
         ),
         stdin,
     )
@@ -844,7 +845,7 @@ def run(
         env = {**env, **extra_env}
 
     isolate_net = not policy.allow_network and network_isolation_available()[0]
-    ruleset_fd = _ruleset(cwd, policy) if NATIVE_ENABLED and native.available() else -1
+    ruleset_fd = _ruleset(cwd, policy)
     cgroup = None
     cgroup_base = _pids_cgroup_root() if policy.max_processes is not None else None
     if cgroup_base is not None:
@@ -865,7 +866,7 @@ def run(
             spawner = _command_spawner(isolate_net)
         if launched is None and spawner is not None:
             try:
-                launched = _launch_spawned(spawner, command, cwd, policy, env, cgroup, stdin)
+                launched = _launch_spawned(spawner, command, cwd, policy, env, cgroup, stdin, ruleset_fd)
             except CommandLost:
                 # It may have started: never run it twice. Its cgroup is emptied below.
                 return _lost(command, cgroup, start, isolate_net)
@@ -902,7 +903,7 @@ def run(
         killed_reason=killed_reason,
         truncated=truncated,
         network_isolated=isolate_net,
-        files_confined=ruleset_fd >= 0 and isinstance(launched.spawned, NativeChild),
+        files_confined=ruleset_fd >= 0 and launched.spawned is not None,
     )
 
 
@@ -912,8 +913,8 @@ _RULESETS = landlock.RulesetCache()
 
 def file_confinement_available() -> tuple[bool, str]:
     """Whether commands' file access can be confined here (Landlock), and if not, why."""
-    if not native.available():
-        return False, f"commands do not start in-process: {native.UNAVAILABLE}"
+    if not (NATIVE_ENABLED and native.available()) and not SPAWNER_ENABLED:
+        return False, "commands start by the /bin/sh wrapper, which cannot apply Landlock"
     return landlock.available()
 
 

@@ -117,24 +117,46 @@ def decode_limits(field: bytes) -> list[tuple[str, int, int]]:
 class _Command:
     """A parsed spawn request."""
 
-    __slots__ = ("argv", "cgroup_procs", "cwd", "env", "limits")
+    __slots__ = ("argv", "cgroup_procs", "cwd", "env", "landlock", "limits")
 
     def __init__(self, payload: bytes):
         fields = payload.split(SEP)
-        if len(fields) < 5:
+        if len(fields) < 6:
             raise ValueError("malformed spawn request")
         self.cwd = fields[0]
         self.cgroup_procs = fields[1] or None
         self.limits = fields[2]  # decoded only where they are set: the fork path
-        argc = int(fields[3])
-        self.argv = fields[4 : 4 + argc]
-        pairs = fields[4 + argc :]
+        self.landlock = fields[3] == b"1"  # a Landlock ruleset fd comes first
+        argc = int(fields[4])
+        self.argv = fields[5 : 5 + argc]
+        pairs = fields[5 + argc :]
         self.env = dict(zip(pairs[0::2], pairs[1::2]))
         if not self.argv or len(pairs) % 2:
             raise ValueError("malformed spawn request")
 
 
-def _child(command: _Command, fds: list[int]) -> None:
+@functools.lru_cache(maxsize=1)
+def _libc():
+    """The C library, for the two Landlock calls (loaded in the server, before any fork)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _restrict(ruleset_fd: int) -> None:
+    """``no_new_privs``, then ``landlock_restrict_self`` (OSError when refused)."""
+    import ctypes
+
+    libc = _libc()
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    if libc.syscall(446, ruleset_fd, 0) != 0:  # landlock_restrict_self, the same on every arch
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+def _child(command: _Command, fds: list[int], ruleset_fd: int = -1) -> None:
     """In the forked child: confine, then exec the command. Never returns."""
     code = 126
     err = fds[2]
@@ -152,6 +174,9 @@ def _child(command: _Command, fds: list[int]) -> None:
         for limit, soft, hard in decode_limits(command.limits):
             step = f"set {limit}"
             _setrlimit(limit, soft, hard)
+        if ruleset_fd >= 0:
+            step = "restrict itself to the Landlock ruleset"
+            _restrict(ruleset_fd)
         step = f"enter {os.fsdecode(command.cwd)}"
         os.chdir(command.cwd)
         step = "set up the standard streams"
@@ -333,35 +358,37 @@ class _Server:
 
     # --------------------------------------------------------------- commands
     def _spawn(self, payload: bytes, fds: list[int]) -> None:
-        # fds: stdin (absent: /dev/null), stdout, stderr, status
-        if len(fds) == 3:
-            fds = [-1, *fds]
-        if len(fds) != 4:
-            _close_all(fds)
-            return
-        status = fds[3]
-        if self.retiring:
-            _write_quiet(status, b"R\n")
-            _close_all(fds)
-            return
+        # fds: [Landlock ruleset], stdin (absent: /dev/null), stdout, stderr, status
         try:
             command = _Command(payload)
         except (ValueError, IndexError):
-            _write_quiet(status, b"E %d\n" % errno.EINVAL)
-            _close_all(fds)
+            command = None
+        ruleset = fds.pop(0) if command is not None and command.landlock and fds else -1
+        if len(fds) == 3:
+            fds = [-1, *fds]
+        if len(fds) != 4:
+            _close_all([*fds, ruleset] if ruleset >= 0 else fds)
             return
-        pid = self._posix_spawn(command, fds) if self.limited else None
+        status = fds[3]
+        if self.retiring or command is None:
+            _write_quiet(status, b"R\n" if self.retiring else b"E %d\n" % errno.EINVAL)
+            _close_all([*fds, ruleset] if ruleset >= 0 else fds)
+            return
+        # posix_spawn runs no code in the child: a confined command takes the fork path.
+        pid = self._posix_spawn(command, fds) if self.limited and ruleset < 0 else None
         if pid is None:
+            if ruleset >= 0:
+                _libc()  # loaded once here, not in every child
             try:
                 pid = os.fork()
             except OSError as exc:
                 _write_quiet(status, b"E %d\n" % exc.errno)
-                _close_all(fds)
+                _close_all([*fds, ruleset] if ruleset >= 0 else fds)
                 return
             if pid == 0:
-                _child(command, fds)
+                _child(command, fds, ruleset)
         _write_quiet(status, b"P %d\n" % pid)
-        _close_all(fds[:3])
+        _close_all([*fds[:3], ruleset] if ruleset >= 0 else fds[:3])
         self.children[pid] = status
         if self.limited:
             # RLIMIT_CPU counts this process's CPU time, as process_time() does.
@@ -750,10 +777,16 @@ MIN_LIMITED_AS = 256 << 20
 
 
 def _spawn_payload(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str, cgroup_procs: str | None, limits: Limits
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    cgroup_procs: str | None,
+    limits: Limits,
+    landlock: bool = False,
 ) -> bytes:
     """The payload of a spawn request (RequestTooLarge: it cannot be sent)."""
-    head = (cwd, cgroup_procs or "", _encode_limits_cached(tuple(limits)), str(len(argv)))
+    head = (cwd, cgroup_procs or "", _encode_limits_cached(tuple(limits)), "1" if landlock else "",
+            str(len(argv)))
     text = "\0".join(itertools.chain(head, argv, itertools.chain.from_iterable(env.items())))
     if text.count("\0") != len(head) + len(argv) + 2 * len(env) - 1:
         # Not a valid C string: the direct path reports it (ValueError) as before.
@@ -815,15 +848,20 @@ class Spawner:
         stdin_fd: int | None = None,
         stdout_fd: int,
         stderr_fd: int,
+        landlock_fd: int = -1,
     ) -> SpawnedChild:
         """Start ``argv``; the fds are the child's ends (the caller closes its copies).
 
         Uses a limited server for these limits when one fits (``posix_spawn``),
-        else the main server (``fork``). Raises :class:`SpawnerError` when no
-        server could start it; the command has then not run.
+        else the main server (``fork``). With a Landlock ruleset (``landlock_fd``)
+        the main server forks and the child restricts itself before exec.
+        Raises :class:`SpawnerError` when no server could start it; the command
+        has then not run.
         """
-        payload = _spawn_payload(argv, env, cwd, cgroup_procs, limits)
+        payload = _spawn_payload(argv, env, cwd, cgroup_procs, limits, landlock_fd >= 0)
         fds = [stdout_fd, stderr_fd] if stdin_fd is None else [stdin_fd, stdout_fd, stderr_fd]
+        if landlock_fd >= 0:
+            return self.main.spawn(payload, [landlock_fd, *fds])
         key = tuple(map(tuple, limits))
         for _ in range(2):  # a limited server that just retired is replaced once
             channel = self._limited(key, cgroup_home)

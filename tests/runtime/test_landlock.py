@@ -8,11 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from skvm.runtime import landlock, sandbox
+from skvm.runtime import landlock, native, sandbox
 from skvm.runtime.sandbox import SandboxPolicy, run
 
 AVAILABLE, WHY = sandbox.file_confinement_available()
 needs_landlock = pytest.mark.skipif(not AVAILABLE, reason=f"no file confinement: {WHY}")
+
+
+@pytest.fixture(autouse=True, params=["in-process", "fork-server"])
+def start_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both start paths that confine: in-process (the _spawn extension) and the fork server."""
+    if request.param == "in-process" and not native.available():
+        pytest.skip(native.UNAVAILABLE)
+    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", request.param == "in-process")
+    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
+    return request.param
 
 
 @pytest.fixture
@@ -119,6 +129,16 @@ def test_read_roots_hide_homes_and_their_secrets(tmp_path: Path) -> None:
     # A home directly under the root (as /root is) is handled the same way.
     readable = landlock.read_roots(home=root / "root", root=root)
     assert "home" not in [p.name for p in readable] and root / "root" not in readable
+
+
+def test_the_direct_path_cannot_confine(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", False)
+    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", False)
+    assert sandbox.file_confinement_available() == (
+        False, "commands start by the /bin/sh wrapper, which cannot apply Landlock"
+    )
+    result = sh("echo fine", workdir)
+    assert result.ok and not result.files_confined
 
 
 def test_unavailable_without_landlock(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:

@@ -22,9 +22,15 @@ PY = sys.executable
 
 @pytest.fixture(autouse=True)
 def fork_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test here uses the fork server (and leaves the module's settings as they were)."""
+    """Every test here uses the fork server (and leaves the module's settings as they were).
+
+    Without Landlock: a confined command always takes the main server's fork
+    path, and these tests are about the limited servers' posix_spawn path as
+    well (confinement through the fork server is tested in test_landlock.py).
+    """
     monkeypatch.setattr(sandbox, "NATIVE_ENABLED", False)
     monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
+    monkeypatch.setenv("SKVM_NO_LANDLOCK", "1")
 
 
 
