@@ -285,19 +285,25 @@ def _add_rule(ruleset_fd: int, path: Path, rights: int, *, required: bool = Fals
 
 
 class RulesetCache:
-    """One ruleset fd per (work directory, network permission), kept open for reuse."""
+    """One ruleset fd per (work directory, network permission), kept open for reuse.
+
+    Rules hold inodes, not paths: a work directory removed and made again
+    under the same name is a new directory and gets a new ruleset (the key
+    has its device and inode numbers).
+    """
 
     def __init__(self, size: int = 32):
         self.size = size
-        self._fds: dict[tuple[str, bool], int] = {}
+        self._fds: dict[tuple[str, int, int, bool], int] = {}
         self._lock = threading.Lock()
 
     def get(self, workdir: str, allow_network: bool) -> int:
         """The ruleset fd for ``workdir`` (built on first use). OSError: Landlock refused."""
-        fd = self._fds.get((workdir, allow_network))  # the common case, without the lock
+        st = os.stat(workdir)
+        key = (workdir, st.st_dev, st.st_ino, allow_network)
+        fd = self._fds.get(key)  # the common case, without the lock
         if fd is not None:
             return fd
-        key = (workdir, allow_network)
         with self._lock:
             fd = self._fds.pop(key, None)
             if fd is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -154,3 +155,14 @@ def test_rules_are_not_repeated_for_what_another_rule_covers(tmp_path: Path) -> 
     (tmp_path / "bin").symlink_to(tmp_path / "usr" / "bin")
     paths = [tmp_path / "bin", tmp_path / "usr", tmp_path / "usr-local", tmp_path / "usr" / "bin"]
     assert landlock._without_nested(paths) == [tmp_path / "usr", tmp_path / "usr-local"]
+
+
+@needs_landlock
+def test_a_work_directory_made_again_under_the_same_name_is_writable(workdir: Path) -> None:
+    # Landlock rules hold the directory's inode: a new directory needs a new ruleset.
+    assert sh("echo one > f && cat f", workdir).stdout == "one\n"
+    shutil.rmtree(workdir)
+    workdir.mkdir()
+    result = sh("echo two > f && cat f", workdir)
+    assert result.ok and result.files_confined, result.stderr
+    assert result.stdout == "two\n"
