@@ -21,6 +21,7 @@ run's wall-clock deadline (``--timeout``). Provider retries come from
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -207,7 +208,8 @@ class AgentTools:
     def _read(self, args: dict[str, Any]) -> str:
         path = str(args["path"])
         sandbox.check_tool_allowed(self.policy, "read", [path])
-        return sandbox.resolve_path(self.policy, path).read_text(encoding="utf-8")
+        with open(sandbox.open_beneath(self.policy, path, os.O_RDONLY), encoding="utf-8") as fh:
+            return fh.read()
 
     def _write(self, args: dict[str, Any]) -> str:
         path = str(args["path"])
@@ -215,7 +217,9 @@ class AgentTools:
         target = sandbox.resolve_path(self.policy, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         content = values.to_text(args.get("content", ""))
-        target.write_text(content, encoding="utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with open(sandbox.open_beneath(self.policy, path, flags), "w", encoding="utf-8") as fh:
+            fh.write(content)
         return f"wrote {len(content)} characters to {path}"
 
     def _list(self, args: dict[str, Any]) -> str:

@@ -75,6 +75,14 @@ def _resolve(interp: Interpreter, op: Op, path: str) -> Path:
         raise OpFailure(op, f"sandbox: {exc.reason}") from None
 
 
+def _open(interp: Interpreter, op: Op, path: str, flags: int) -> int:
+    """An fd for ``path`` in the work directory (``sandbox.open_beneath``); OSError as raised."""
+    try:
+        return sandbox.open_beneath(interp.policy, path, flags)
+    except sandbox.SandboxViolation as exc:
+        raise OpFailure(op, f"sandbox: {exc.reason}") from None
+
+
 def _allowed(interp: Interpreter, op: Op, kind: str, words: list[str]) -> None:
     try:
         sandbox.check_tool_allowed(interp.policy, kind, words)
@@ -199,9 +207,9 @@ def _read(interp: Interpreter, op: Op, frame: Frame, token, op_id):
         raise OpFailure(op, "no path to read")
     path = interp.rewrite_resource_paths(path)  # a bundled file, unless the work dir has one
     _allowed(interp, op, "read", [path])
-    target = _resolve(interp, op, path)
     try:
-        text = target.read_text(encoding="utf-8")
+        with open(_open(interp, op, path, os.O_RDONLY), encoding="utf-8") as fh:
+            text = fh.read()
     except FileNotFoundError:
         raise OpFailure(op, f"no such file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -219,8 +227,9 @@ def _write(interp: Interpreter, op: Op, frame: Frame, token, op_id):
     content = values.to_text(_operand(interp, op, frame))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        mode = "a" if op.has_attr("append") else "w"
-        with open(target, mode, encoding="utf-8") as fh:
+        append = op.has_attr("append")
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        with open(_open(interp, op, path, flags), "a" if append else "w", encoding="utf-8") as fh:
             fh.write(content)
     except OSError as exc:
         raise OpFailure(op, f"cannot write {path}: {exc}") from None

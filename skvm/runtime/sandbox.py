@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import ctypes
+import errno
 import fnmatch
 import functools
 import itertools
@@ -133,6 +134,52 @@ def resolve_path(policy: SandboxPolicy, rel: str | os.PathLike[str]) -> Path:
             f" (to '{resolved}'); only paths inside it are allowed"
         )
     return resolved
+
+
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_BENEATH = 0x08
+_SYS_OPENAT2 = 437  # the same number on every architecture
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+@functools.cache
+def _openat2_libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def open_beneath(policy: SandboxPolicy, rel: str | os.PathLike[str], flags: int, mode: int = 0o666) -> int:
+    """Open a path inside the work directory and return the fd, or raise SandboxViolation.
+
+    :func:`resolve_path` checks the path first; the open then resolves it
+    again with ``openat2(RESOLVE_BENEATH)`` from the work directory, so a
+    command running meanwhile cannot swap a directory for a link out of it
+    between the check and the open. Without ``openat2`` (Linux < 5.6) the
+    checked path is opened as is.
+    """
+    target = resolve_path(policy, rel)
+    root = policy.workdir.resolve()
+    inside = os.fspath(target.relative_to(root)) if target != root else "."
+    dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        how = _OpenHow(flags=flags | os.O_CLOEXEC, mode=mode if flags & os.O_CREAT else 0,
+                       resolve=_RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+        fd = _openat2_libc().syscall(_SYS_OPENAT2, dirfd, os.fsencode(inside), ctypes.byref(how),
+                                     ctypes.c_size_t(ctypes.sizeof(how)))
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err == errno.EXDEV:
+            raise SandboxViolation(f"path '{os.fspath(rel)}' left the work directory while it was opened")
+        if err != errno.ENOSYS:
+            raise OSError(err, os.strerror(err), os.fspath(rel))
+        return os.open(target, flags | os.O_CLOEXEC, mode)
+    finally:
+        os.close(dirfd)
 
 
 # ----------------------------------------------------------------------- environment
@@ -1288,10 +1335,11 @@ __all__ = [
     "SandboxViolation",
     "ToolGrant",
     "check_tool_allowed",
-    "looks_secret",
     "file_confinement_available",
     "hide_secrets_of_this_process",
+    "looks_secret",
     "network_isolation_available",
+    "open_beneath",
     "parse_allowed_tools",
     "process_limit_mechanism",
     "resolve_path",

@@ -166,3 +166,4 @@ def test_a_work_directory_made_again_under_the_same_name_is_writable(workdir: Pa
     result = sh("echo two > f && cat f", workdir)
     assert result.ok and result.files_confined, result.stderr
     assert result.stdout == "two\n"
+

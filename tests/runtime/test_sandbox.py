@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -96,6 +97,43 @@ def test_violation_is_a_diagnostic(policy: SandboxPolicy) -> None:
     assert "outside" in info.value.reason
 
 
+def test_a_directory_swapped_for_a_link_after_the_check_is_not_followed(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A command running meanwhile could replace a checked directory by a link
+    # out of the work directory before the VM opens the file: the open
+    # resolves the path again, beneath the work directory.
+    host = workdir.parent / "host"
+    (workdir / "sub").mkdir()
+    policy = SandboxPolicy(workdir)
+    real = sandbox.resolve_path
+
+    def check_then_swap(policy, rel):
+        checked = real(policy, rel)
+        shutil.rmtree(workdir / "sub")
+        (workdir / "sub").symlink_to(host)
+        return checked
+
+    monkeypatch.setattr(sandbox, "resolve_path", check_then_swap)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with pytest.raises(sandbox.SandboxViolation, match="left the work directory"):
+        sandbox.open_beneath(policy, "sub/keep.txt", flags)
+    assert list(host.iterdir()) == []
+
+
+def test_open_beneath_opens_what_is_inside(workdir: Path) -> None:
+    policy = SandboxPolicy(workdir)
+    (workdir / "d").mkdir()
+    (workdir / "d" / "link").symlink_to("../f.txt")  # a link that stays inside
+    with open(sandbox.open_beneath(policy, "f.txt", os.O_WRONLY | os.O_CREAT), "w") as fh:
+        fh.write("x")
+    for path in ("f.txt", str(workdir / "f.txt"), "d/link", "d/../f.txt"):
+        with open(sandbox.open_beneath(policy, path, os.O_RDONLY)) as fh:
+            assert fh.read() == "x", path
+    with pytest.raises(sandbox.SandboxViolation):
+        sandbox.open_beneath(policy, "../host/x", os.O_RDONLY)
+
+
 # ----------------------------------------------------------------------- environment
 
 
@@ -160,7 +198,7 @@ def test_the_vm_environment_is_blank_in_proc(workdir: Path, start_path: str) -> 
     # process of the same user: its secret values are blanked there.
     env = {**os.environ, "SKVM_TEST_API_KEY": "hunter2-key", "SKVM_PLAIN": "visible"}
     probe = subprocess.run([PY, "-c", VM_ENVIRON_PROBE, str(workdir), start_path], env=env,
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, check=False)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.splitlines() == ["0 False True", "hunter2-key hunter2-key hunter2-key"]
 
