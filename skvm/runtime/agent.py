@@ -214,8 +214,7 @@ class AgentTools:
     def _write(self, args: dict[str, Any]) -> str:
         path = str(args["path"])
         sandbox.check_tool_allowed(self.policy, "write", [path])
-        target = sandbox.resolve_path(self.policy, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        sandbox.make_parents_beneath(self.policy, path)
         content = values.to_text(args.get("content", ""))
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         with open(sandbox.open_beneath(self.policy, path, flags), "w", encoding="utf-8") as fh:
@@ -225,12 +224,14 @@ class AgentTools:
     def _list(self, args: dict[str, Any]) -> str:
         path = str(args.get("path") or ".")
         sandbox.check_tool_allowed(self.policy, "list", [path])
-        target = sandbox.resolve_path(self.policy, path)
-        names = sorted(
-            e.name + ("/" if e.is_dir() else "")
-            for e in target.iterdir()
-            if e.name not in (".skvm", ".tmp")
-        )
+        fd = sandbox.open_beneath(self.policy, path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with os.scandir(fd) as entries:
+                names = sorted(
+                    e.name + ("/" if e.is_dir() else "") for e in entries if e.name not in (".skvm", ".tmp")
+                )
+        finally:
+            os.close(fd)
         return "\n".join(names) or "(empty)"
 
     def _run(self, args: dict[str, Any]) -> str:

@@ -83,6 +83,14 @@ def _open(interp: Interpreter, op: Op, path: str, flags: int) -> int:
         raise OpFailure(op, f"sandbox: {exc.reason}") from None
 
 
+def _make_parents(interp: Interpreter, op: Op, path: str) -> None:
+    """``mkdir -p`` of ``path``'s parent, beneath the work directory; OSError as raised."""
+    try:
+        sandbox.make_parents_beneath(interp.policy, path)
+    except sandbox.SandboxViolation as exc:
+        raise OpFailure(op, f"sandbox: {exc.reason}") from None
+
+
 def _allowed(interp: Interpreter, op: Op, kind: str, words: list[str]) -> None:
     try:
         sandbox.check_tool_allowed(interp.policy, kind, words)
@@ -223,10 +231,10 @@ def _write(interp: Interpreter, op: Op, frame: Frame, token, op_id):
     if not path:
         raise OpFailure(op, "no path to write")
     _allowed(interp, op, "write", [path])
-    target = _resolve(interp, op, path)
+    _resolve(interp, op, path)  # the path check, as a located failure
     content = values.to_text(_operand(interp, op, frame))
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_parents(interp, op, path)
         append = op.has_attr("append")
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         with open(_open(interp, op, path, flags), "a" if append else "w", encoding="utf-8") as fh:
@@ -261,9 +269,13 @@ def _check_exists(interp: Interpreter, op: Op, frame: Frame, token, op_id):
     path = _path_of(op, frame)
     if path is None and op.operands:
         path = values.to_text(_operand(interp, op, frame)).strip()
-    target = _resolve(interp, op, path or "")
-    if not target.exists():
-        raise OpFailure(op, f"'{path}' does not exist")
+    _resolve(interp, op, path or "")
+    try:
+        os.close(_open(interp, op, path or "", os.O_PATH))
+    except (FileNotFoundError, NotADirectoryError):
+        raise OpFailure(op, f"'{path}' does not exist") from None
+    except OSError as exc:
+        raise OpFailure(op, f"cannot check {path}: {exc.strerror or exc}") from None
     return ()
 
 

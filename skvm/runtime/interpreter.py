@@ -355,7 +355,11 @@ class Interpreter:
             if start is not None:
                 start()
         if self.options.record_traces:
-            path = self.options.trace_store or (self.workdir / ".skvm" / "traces.sqlite")
+            path = self.options.trace_store
+            if path is None:
+                # Checked like any path in the work directory: a command of an earlier
+                # run may have left .skvm as a link out of it.
+                path = sandbox.resolve_path(self.policy, Path(".skvm") / "traces.sqlite")
             self.store = TraceStore(path)
             self.run_id = self.store.start_run(self.module.sym_name, proc, None)
         status, error = "ok", None

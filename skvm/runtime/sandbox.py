@@ -182,6 +182,32 @@ def open_beneath(policy: SandboxPolicy, rel: str | os.PathLike[str], flags: int,
         os.close(dirfd)
 
 
+def make_parents_beneath(policy: SandboxPolicy, rel: str | os.PathLike[str]) -> None:
+    """Create the missing parent directories of ``rel``, each one opened beneath the work directory.
+
+    Like ``mkdir -p`` on the parent, but every directory it goes through is
+    opened with :func:`open_beneath`, so a link swapped in meanwhile is not
+    followed out of the work directory (SandboxViolation).
+    """
+    target = resolve_path(policy, rel)
+    root = policy.workdir.resolve()
+    parts = target.relative_to(root).parts[:-1]
+    for depth in range(1, len(parts) + 1):
+        here = Path(*parts[:depth])
+        try:
+            os.close(open_beneath(policy, here, os.O_PATH | os.O_DIRECTORY))
+            continue
+        except FileNotFoundError:
+            pass
+        parent = open_beneath(policy, Path(*parts[: depth - 1]) if depth > 1 else ".", os.O_PATH | os.O_DIRECTORY)
+        try:
+            os.mkdir(parts[depth - 1], dir_fd=parent)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+
+
 # ----------------------------------------------------------------------- environment
 
 # Names always given to children (when the host has them), whatever they look like.
@@ -1338,6 +1364,7 @@ __all__ = [
     "file_confinement_available",
     "hide_secrets_of_this_process",
     "looks_secret",
+    "make_parents_beneath",
     "network_isolation_available",
     "open_beneath",
     "parse_allowed_tools",

@@ -442,6 +442,22 @@ def test_staging_does_not_write_through_links_left_in_the_work_directory(tmp_pat
     assert sorted(p.name for p in host.iterdir()) == ["word_stats.py"]
 
 
+def test_the_trace_store_is_not_opened_through_a_link_out(tmp_path: Path) -> None:
+    module = parse_module(
+        'skill @s {\n  proc @main() -> text {\n    %a = tool.exec ["echo", "hi"] : text\n'
+        "    ctl.return (%a)\n  }\n}\n",
+        "s.skir",
+    )
+    host = tmp_path / "host"
+    host.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".skvm").symlink_to(host)  # left by a command of an earlier run
+    with pytest.raises(SkvmError, match="resolves outside the work directory"):
+        Interpreter(module, RunOptions(workdir=work)).run("main", {})
+    assert list(host.iterdir()) == []
+
+
 def test_deterministic_skill_loads_no_model(tmp_path: Path) -> None:
     code = (
         "import sys\n"

@@ -463,3 +463,14 @@ def test_refusal_message_names_the_call() -> None:
 def test_parse_allowed_tools() -> None:
     grants = sandbox.parse_allowed_tools(["Bash(git add:*), Bash(git status:*) Read", "WebFetch"])
     assert [str(g) for g in grants] == ["Bash(git add:*)", "Bash(git status:*)", "Read", "WebFetch"]
+
+
+def test_parents_are_made_beneath_the_work_directory(workdir: Path) -> None:
+    policy = SandboxPolicy(workdir)
+    sandbox.make_parents_beneath(policy, "a/b/c/file.txt")
+    sandbox.make_parents_beneath(policy, "a/b/c/file.txt")  # again: nothing to do
+    assert sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*")) == ["a", "a/b", "a/b/c"]
+    (workdir / "out").symlink_to(workdir.parent / "host")
+    with pytest.raises(SandboxViolation):
+        sandbox.make_parents_beneath(policy, "out/x/y.txt")
+    assert list((workdir.parent / "host").iterdir()) == []
