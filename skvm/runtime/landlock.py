@@ -128,17 +128,18 @@ class _PathBeneathAttr(ctypes.Structure):
 
 
 @functools.lru_cache(maxsize=1)
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
+def libc() -> ctypes.CDLL:
+    """The C library, for system calls Python has no wrapper for (errno kept)."""
+    lib = ctypes.CDLL(None, use_errno=True)
+    lib.syscall.restype = ctypes.c_long
+    return lib
 
 
 @functools.lru_cache(maxsize=1)
 def abi_version() -> int:
     """The kernel's Landlock ABI version; 0 when Landlock is missing or disabled."""
     try:
-        version = _libc().syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0),
+        version = libc().syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0),
                                   ctypes.c_uint32(_CREATE_RULESET_VERSION))
     except (OSError, AttributeError):
         return 0
@@ -239,14 +240,13 @@ def build_ruleset(workdir: Path, *, allow_network: bool, home: Path | None = Non
     abi = abi_version()
     if abi == 0:
         raise RulesetError(0, "Landlock is not available")
-    libc = _libc()
     fs_rights = _fs_rights(abi)
     attr = _RulesetAttr(handled_access_fs=fs_rights)
     if abi >= 4 and not allow_network:
         attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP
     if abi >= 6:
         attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
-    fd = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+    fd = libc().syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
                       ctypes.c_uint32(0))
     if fd < 0:
         err = ctypes.get_errno()
@@ -276,7 +276,7 @@ def _add_rule(ruleset_fd: int, path: Path, rights: int, *, required: bool = Fals
         if not os.path.isdir(f"/proc/self/fd/{target}"):
             rights &= _FILE_RIGHTS
         rule = _PathBeneathAttr(allowed_access=rights, parent_fd=target)
-        if _libc().syscall(_SYS_ADD_RULE, ruleset_fd, _RULE_PATH_BENEATH, ctypes.byref(rule),
+        if libc().syscall(_SYS_ADD_RULE, ruleset_fd, _RULE_PATH_BENEATH, ctypes.byref(rule),
                            ctypes.c_uint32(0)) != 0:
             err = ctypes.get_errno()
             raise RulesetError(err, f"landlock_add_rule({path}): {os.strerror(err)}")
@@ -329,5 +329,6 @@ __all__ = [
     "abi_version",
     "available",
     "build_ruleset",
+    "libc",
     "read_roots",
 ]

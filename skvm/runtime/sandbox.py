@@ -145,13 +145,6 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-@functools.cache
-def _openat2_libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
 def open_beneath(policy: SandboxPolicy, rel: str | os.PathLike[str], flags: int, mode: int = 0o666) -> int:
     """Open a path inside the work directory and return the fd, or raise SandboxViolation.
 
@@ -168,7 +161,7 @@ def open_beneath(policy: SandboxPolicy, rel: str | os.PathLike[str], flags: int,
     try:
         how = _OpenHow(flags=flags | os.O_CLOEXEC, mode=mode if flags & os.O_CREAT else 0,
                        resolve=_RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
-        fd = _openat2_libc().syscall(_SYS_OPENAT2, dirfd, os.fsencode(inside), ctypes.byref(how),
+        fd = landlock.libc().syscall(_SYS_OPENAT2, dirfd, os.fsencode(inside), ctypes.byref(how),
                                      ctypes.c_size_t(ctypes.sizeof(how)))
         if fd >= 0:
             return fd
