@@ -68,13 +68,6 @@ def _path_of(op: Op, frame: Frame, key: str = "path") -> str | None:
     return None
 
 
-def _resolve(interp: Interpreter, op: Op, path: str) -> Path:
-    try:
-        return sandbox.resolve_path(interp.policy, path)
-    except sandbox.SandboxViolation as exc:
-        raise OpFailure(op, f"sandbox: {exc.reason}") from None
-
-
 def _open(interp: Interpreter, op: Op, path: str, flags: int) -> int:
     """An fd for ``path`` in the work directory (``sandbox.open_beneath``); OSError as raised."""
     try:
@@ -231,7 +224,6 @@ def _write(interp: Interpreter, op: Op, frame: Frame, token, op_id):
     if not path:
         raise OpFailure(op, "no path to write")
     _allowed(interp, op, "write", [path])
-    _resolve(interp, op, path)  # the path check, as a located failure
     content = values.to_text(_operand(interp, op, frame))
     try:
         _make_parents(interp, op, path)
@@ -269,7 +261,6 @@ def _check_exists(interp: Interpreter, op: Op, frame: Frame, token, op_id):
     path = _path_of(op, frame)
     if path is None and op.operands:
         path = values.to_text(_operand(interp, op, frame)).strip()
-    _resolve(interp, op, path or "")
     try:
         os.close(_open(interp, op, path or "", os.O_PATH))
     except (FileNotFoundError, NotADirectoryError):
