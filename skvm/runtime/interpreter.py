@@ -515,7 +515,7 @@ class Interpreter:
                     op_id=op_id,
                     op_name=op.name,
                     location=location,
-                    # Built by the store's writer thread, while the next op runs.
+                    # Built when the store commits the batch.
                     inputs=lambda: [values.preview(v, 200) for v in inputs],
                     inputs_hash=lambda: values.digest(inputs),
                     result=(lambda: values.preview(results[0], 400)) if results else None,

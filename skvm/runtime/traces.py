@@ -4,20 +4,21 @@ One SQLite file (standard library) per work directory,
 ``<workdir>/.skvm/traces.sqlite``, opened in WAL mode with
 ``synchronous=NORMAL``.
 
-Op records are written by a writer thread per store (group commit): the VM
-queues a record when its op ends and goes on to the next op while the
-thread writes everything queued so far in one transaction. SQLite releases
-the GIL while it writes, so the commit overlaps the next command instead of
-delaying it (it was about a fifth of the VM's time per command). The thread
-lets records gather for up to :data:`GATHER_S` after the first one of a
-batch: waking it, and handing it the GIL, for every op of a run of short
-commands cost about as much again as the commands' own start-up. Every
-transaction is atomic, so a run killed with SIGKILL leaves a readable,
-consistent store holding every op up to the last commit, which trails the
-op's end by at most that gathering time plus a commit; the run itself
-stays ``running``. Reading a store, finishing a run and closing a
-store first wait for the queue to drain, so a finished run's records are
-all on disk and a reader in the same process sees every record.
+Op records are group-committed by the threads that run the ops: the VM
+queues a record when its op ends, and the thread ending an op commits the
+batch in one transaction once its first record is :data:`GATHER_S` old. A
+sweeper thread per store commits a batch left waiting because the VM went
+into a long op (a model call, a slow command); it looks every
+:data:`SWEEP_S`, and stops when no record came for a second. A writer
+thread used to do every commit: on two cores its work, its wake-ups and its
+turns with the GIL, in the middle of the next command, cost 0.15-0.3 ms per
+command, more than the commit itself. Every transaction is atomic, so a run
+killed with SIGKILL leaves a readable, consistent store holding every op up
+to the last commit, which trails the op's end by at most ``GATHER_S +
+SWEEP_S`` plus a commit; the run itself stays ``running``. Reading a store,
+finishing a run and closing a store first commit what is queued, so a
+finished run's records are all on disk and a reader in the same process
+sees every record.
 
 A process keeps one connection per store (a few stores at most) for its
 lifetime, shared by its :class:`TraceStore` objects, and closes them at exit.
@@ -46,7 +47,6 @@ import itertools
 import json
 import operator
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -94,8 +94,12 @@ CREATE TABLE IF NOT EXISTS ops (
   tool_calls TEXT,
   PRIMARY KEY (run_id, seq)
 );
-CREATE INDEX IF NOT EXISTS ops_by_op ON ops (op_id);
 """
+
+# Stores made before 2026-11-22 also indexed ops by op id. Nothing reads by op
+# id, and the third B-tree made every record dearer: on a run of short commands
+# it was 0.07-0.37 ms per command, about as much as the rest of the store.
+_DROP_UNUSED_INDEX = "DROP INDEX IF EXISTS ops_by_op"
 
 #: Op outcomes a record may have.
 OUTCOMES = ("ok", "failed", "cancelled", "skipped", "fallback")
@@ -125,8 +129,13 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-#: How long the writer lets op records gather before it commits them together.
-GATHER_S = 0.01
+#: How long op records may gather before the thread ending an op commits them.
+GATHER_S = 0.05
+#: How often the sweeper looks for a batch nobody committed (the VM went into
+#: a long op): a record trails its op's end by at most this plus GATHER_S.
+SWEEP_S = 0.05
+#: The sweeper stops after this long without a record (the next one starts it).
+SWEEPER_IDLE_S = 1.0
 
 
 class _Connection:
@@ -135,48 +144,52 @@ class _Connection:
     def __init__(self, path: str):
         # Autocommit mode: each statement below is its own atomic transaction.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        # Guards the connection and the batch: a batch is taken and committed
+        # under it, so batches reach the file in the order they were queued.
         self.lock = threading.Lock()
         self.users = 0
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='ops_by_op'").fetchone():
+                self.db.execute(_DROP_UNUSED_INDEX)
             if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.identity = _identity(path)
-        # Group commit: statements queued by submit(), written by one thread.
-        # None stops the thread (the connection is closing).
-        self._queue: queue.SimpleQueue[tuple[str, Any] | threading.Event | None] = (
-            queue.SimpleQueue()
-        )
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
-        # Set by flush() and close(): the writer stops gathering and commits now.
-        self._hurry = threading.Event()
+        # Group commit (see the module docstring): statements queued by submit().
+        self._pending: list[tuple[str, Any]] = []
+        self._pending_since = 0.0
+        self._last_submit = 0.0
+        self._sweeper: threading.Thread | None = None
+        self._closing = threading.Event()
         self._error: Exception | None = None
 
     def submit(self, sql: str, params: tuple | Callable[[], tuple]) -> None:
-        """Queue one statement for the writer thread (raises the writer's last failure).
+        """Queue one statement, and commit the batch once it is old enough.
 
-        ``params`` may be a callable: the writer thread builds the row.
+        ``params`` may be a callable, called when the batch is committed.
+        Raises the failure of the last commit, if it failed.
         """
         self._raise_failure()
-        if self._writer is None:
-            with self._writer_lock:
-                if self._writer is None:
-                    self._writer = threading.Thread(
-                        target=self._write_loop, name="skvm-trace-writer", daemon=True
-                    )
-                    self._writer.start()
-        self._queue.put((sql, params))
+        now = time.monotonic()
+        with self.lock:
+            if not self._pending:
+                self._pending_since = now
+            self._pending.append((sql, params))
+            self._last_submit = now
+            if now - self._pending_since >= GATHER_S:
+                self._commit_pending()
+            elif self._sweeper is None and not self._closing.is_set():
+                self._sweeper = threading.Thread(target=self._sweep_loop, name="skvm-trace-sweeper",
+                                                 daemon=True)
+                self._sweeper.start()
 
     def flush(self) -> None:
-        """Wait until every queued statement is committed (raises the writer's failure)."""
-        if self._writer is not None:
-            done = threading.Event()
-            self._queue.put(done)
-            self._hurry.set()  # after the put: the writer's drain below will see it
-            done.wait()
+        """Commit every queued statement now (raises the last commit's failure)."""
+        with self.lock:
+            if self._pending:
+                self._commit_pending()
         self._raise_failure()
 
     def _raise_failure(self) -> None:
@@ -184,56 +197,47 @@ class _Connection:
             error, self._error = self._error, None
             raise error
 
-    def _write_loop(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            if isinstance(batch[0], tuple):
-                self._hurry.wait(GATHER_S)  # the batch's first record: let others join it
-            self._hurry.clear()
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            statements = [item for item in batch if isinstance(item, tuple)]
-            if statements:
-                self._commit(statements)
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-            if None in batch:
-                return
+    def _sweep_loop(self) -> None:
+        while not self._closing.wait(SWEEP_S):
+            with self.lock:
+                now = time.monotonic()
+                if self._pending and now - self._pending_since >= GATHER_S:
+                    self._commit_pending()
+                elif not self._pending and now - self._last_submit >= SWEEPER_IDLE_S:
+                    self._sweeper = None
+                    return
 
-    def _commit(self, statements: list[tuple[str, tuple]]) -> None:
-        """Write ``statements`` in one transaction; on failure keep the error for the VM."""
-        # Rows first, then one executemany per run of equal statements: each
-        # sqlite call releases the GIL and takes it back, and every such hand-over
-        # can make the VM's thread wait for this one.
-        rows = [(sql, params() if callable(params) else params) for sql, params in statements]
-        with self.lock:
-            try:
-                self.db.execute("BEGIN")
-                for sql, group in itertools.groupby(rows, key=operator.itemgetter(0)):
-                    self.db.executemany(sql, [params for _, params in group])
-                self.db.execute("COMMIT")
-            except Exception as exc:  # noqa: BLE001 - handed to the VM thread, which raises it
-                # The writer must not die: flush() would wait for it forever.
-                if self.db.in_transaction:
-                    try:
-                        self.db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the connection is unusable; the error below says why
-                self._error = exc
+    def _commit_pending(self) -> None:
+        """Write the batch in one transaction (the caller holds the lock).
+
+        On failure the error is kept for the next submit or flush to raise:
+        the sweeper cannot raise it to anyone.
+        """
+        statements, self._pending = self._pending, []
+        try:
+            rows = [(sql, params() if callable(params) else params) for sql, params in statements]
+            self.db.execute("BEGIN")
+            # One executemany per run of equal statements.
+            for sql, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+                self.db.executemany(sql, [params for _, params in group])
+            self.db.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - raised by the next submit or flush
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the connection is unusable; the error below says why
+            self._error = exc
 
     def close(self) -> None:
         try:
             self.flush()
         except sqlite3.Error:
             pass  # already reported to the run that wrote the records, if it was still running
-        if self._writer is not None:
-            self._queue.put(None)
-            self._hurry.set()
-            self._writer.join()
+        self._closing.set()
+        sweeper = self._sweeper
+        if sweeper is not None:
+            sweeper.join()
         with self.lock:
             try:
                 self.db.close()

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import jsonschema
 from skvm.cli.trace import TraceDriver
 from skvm.ir.parser import parse_module
 from skvm.runtime.interpreter import Interpreter, OpFailure, RunOptions
+from skvm.runtime import traces
 from skvm.runtime.traces import TraceStore
 
 SCHEMA = json.loads(
@@ -78,6 +80,7 @@ def test_skvm_trace_list_and_show(tmp_path: Path) -> None:
 
 KILLED = """
 import sys
+import threading
 from skvm.ir.parser import parse_module
 from skvm.runtime.interpreter import Interpreter, RunOptions
 ops = "".join(f'    %a{i} = tool.exec ["sh", "-c", "echo {i}; sleep 0.05"] : text\\n' for i in range(400))
@@ -133,3 +136,64 @@ def test_store_survives_sigkill(tmp_path: Path) -> None:
     assert all(o["outcome"] == "ok" for o in ops)
     with sqlite3.connect(store_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _indexes(store_path: Path) -> set[str]:
+    with sqlite3.connect(store_path) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+
+
+def test_records_update_no_index_but_the_key(tmp_path: Path) -> None:
+    # Every index is written on every record, in the writer thread, while commands run.
+    _run(tmp_path, "0")
+    assert _indexes(tmp_path / ".skvm" / "traces.sqlite") == {"sqlite_autoindex_ops_1", "sqlite_autoindex_runs_1"}
+
+
+def test_an_older_store_loses_its_unused_index_and_keeps_its_runs(tmp_path: Path) -> None:
+    store_path = tmp_path / ".skvm" / "traces.sqlite"
+    _run(tmp_path, "0")
+    traces._close_all()  # the next run opens the store afresh, as a new process would
+    with sqlite3.connect(store_path) as db:  # as stores made before 2026-11-22 were
+        db.execute("CREATE INDEX ops_by_op ON ops (op_id)")
+    _run(tmp_path, "0")
+    assert "ops_by_op" not in _indexes(store_path)
+    store = TraceStore(store_path)
+    assert [len(store.ops(run["run_id"])) for run in store.runs()] == [2, 2]
+    store.close()
+
+
+def _committed_ops(store_path: Path) -> int:
+    with sqlite3.connect(store_path) as db:  # another connection: sees only commits
+        return db.execute("SELECT count(*) FROM ops").fetchone()[0]
+
+
+def _sweepers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "skvm-trace-sweeper"]
+
+
+def test_a_batch_left_waiting_by_a_long_op_is_committed_and_the_sweeper_stops(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # The thread that ends an op commits the batch once it is old enough. When
+    # no op ends for a while (the VM waits on a model), the sweeper commits it.
+    monkeypatch.setattr(traces, "SWEEPER_IDLE_S", 0.2)
+    store_path = tmp_path / "t.sqlite"
+    store = TraceStore(store_path)
+    run_id = store.start_run("s", "main", None)
+
+    def record() -> None:
+        store.record_op(run_id, op_id="@main/0", op_name="tool.exec", location=None, inputs=[],
+                        inputs_hash="0" * 16, result="done", outcome="ok")
+
+    def wait_for(condition) -> bool:
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return condition()
+
+    record()
+    assert wait_for(lambda: _committed_ops(store_path) == 1), "nothing committed the waiting record"
+    assert wait_for(lambda: not _sweepers()), "the sweeper did not stop when records stopped coming"
+    record()  # starts a sweeper again
+    assert wait_for(lambda: _committed_ops(store_path) == 2)
+    store.close()
