@@ -94,8 +94,10 @@ def bench_overhead(repeats: int) -> dict:
     # "vm fork server": without the _spawn extension; "vm direct": the /bin/sh-wrapper
     # path (the last fallback); "vm no traces": the trace store's share; "vm new
     # store": a store new to this process; "vm no landlock": commands not confined
-    # by Landlock (the file-system rules' share).
-    variants = ["vm", "vm fork server", "vm direct", "vm no traces", "vm new store", "vm no landlock", *scripts]
+    # by Landlock (the file-system rules' share); "vm no pid ns": commands in the
+    # host's PID namespace (skvm.runtime.procns, the three setns calls' share).
+    variants = ["vm", "vm fork server", "vm direct", "vm no traces", "vm new store", "vm no landlock",
+                "vm no pid ns", *scripts]
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         for native, spawner in ((False, False), (False, True), (True, True)):  # warm-up
@@ -117,16 +119,17 @@ def bench_overhead(repeats: int) -> dict:
                         sandbox.SPAWNER_ENABLED = name != "vm direct"
                         options = RunOptions(workdir=tmp, record_traces=name != "vm no traces",
                                              trace_store=store)
-                        saved = os.environ.get("SKVM_NO_LANDLOCK")
-                        if name == "vm no landlock":
-                            os.environ["SKVM_NO_LANDLOCK"] = "1"
+                        switch = {"vm no landlock": "SKVM_NO_LANDLOCK", "vm no pid ns": "SKVM_NO_PROCESS_NS"}.get(name)
+                        saved = os.environ.get(switch) if switch else None
+                        if switch:
+                            os.environ[switch] = "1"
                         try:
                             Interpreter(module, options).run("main", {})
                         finally:
-                            if saved is None:
-                                os.environ.pop("SKVM_NO_LANDLOCK", None)
-                            else:
-                                os.environ["SKVM_NO_LANDLOCK"] = saved
+                            if switch and saved is None:
+                                os.environ.pop(switch, None)
+                            elif switch:
+                                os.environ[switch] = saved
                     else:
                         subprocess.run(["bash", "-c", scripts[name]], cwd=tmp, check=True)
                     times[name].append(time.perf_counter() - start)

@@ -13,7 +13,8 @@
  * In the child, in this order: signal handlers reset (a handler is parent code,
  * and must never run in the child), SIGPIPE/SIGXFSZ/SIGINT back to their
  * defaults, a new session, the parent-death signal, the network namespace, the
- * pids cgroup, the rlimits, the Landlock ruleset (no_new_privs first), the
+ * mount namespace of the commands' PID namespace (which the parent thread
+ * makes the child's for the clone, see spawn), the pids cgroup, the rlimits, the Landlock ruleset (no_new_privs first), the
  * working directory, fds 0-2, every other fd
  * close-on-exec, the signal mask emptied, exec. A failure before exec is
  * recorded in memory the parent reads after clone returns (step, index and
@@ -32,6 +33,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef CLONE_PIDFD
@@ -56,6 +58,7 @@ enum {
     STEP_STDIO,
     STEP_EXEC,
     STEP_LANDLOCK,
+    STEP_PROCNS,
 };
 
 #define MAX_LIMITS 8
@@ -72,6 +75,7 @@ typedef struct {
     int cgroup_fd; /* cgroup.procs opened for writing, or -1 */
     int netns_fd;  /* a network namespace to enter, or -1 */
     int landlock_fd; /* a Landlock ruleset to restrict the command to, or -1 */
+    int mntns_fd;    /* the mount namespace of the commands' PID namespace, or -1 */
     int nlimits;
     int limit_resource[MAX_LIMITS];
     struct rlimit limit_value[MAX_LIMITS];
@@ -124,6 +128,10 @@ child_main(void *arg)
         return fail(req, STEP_SESSION, 1, errno);
     if (req->netns_fd >= 0 && setns(req->netns_fd, CLONE_NEWNET) != 0)
         return fail(req, STEP_NETNS, 0, errno);
+    /* Its /proc shows the PID namespace the child was born in. This also moves
+       the child to that namespace's root directory: chdir below. */
+    if (req->mntns_fd >= 0 && setns(req->mntns_fd, CLONE_NEWNS) != 0)
+        return fail(req, STEP_PROCNS, 0, errno);
     /* "0" moves the writing process. */
     if (req->cgroup_fd >= 0 && write(req->cgroup_fd, "0", 1) != 1)
         return fail(req, STEP_CGROUP, 0, errno);
@@ -221,7 +229,7 @@ byte_array(PyObject *seq, const char *what, Py_ssize_t extra, Py_ssize_t *count)
 
 PyDoc_STRVAR(spawn_doc,
 "spawn(candidates, argv, env, cwd, stdin, stdout, stderr, limits, cgroup_fd, netns_fd,\n"
-"      landlock_fd)\n"
+"      landlock_fd=-1, pidns_fd=-1, own_pidns_fd=-1, mntns_fd=-1)\n"
 "\n"
 "Start a confined command; returns (pid, pidfd, step, index, errno).\n"
 "\n"
@@ -229,7 +237,10 @@ PyDoc_STRVAR(spawn_doc,
 "stdin (-1: /dev/null), stdout, stderr: fds the child gets as 0-2; limits:\n"
 "(resource, soft, hard) triples; cgroup_fd: cgroup.procs open for writing, or\n"
 "-1; netns_fd: a network namespace to enter, or -1; landlock_fd: a Landlock\n"
-"ruleset the child restricts itself to, or -1. step is 0 when the\n"
+"ruleset the child restricts itself to, or -1; pidns_fd, own_pidns_fd,\n"
+"mntns_fd: a PID namespace for the child to be born in, the caller's own (to\n"
+"return to after the clone) and the mount namespace the child enters, or -1\n"
+"(all three or none). step is 0 when the\n"
 "command was exec'd; otherwise the child failed at that step (index: which\n"
 "limit or fd) and exited 126, or 127 (not found). OSError: clone failed.");
 
@@ -239,10 +250,15 @@ spawn(PyObject *module, PyObject *args)
     PyObject *candidates_obj, *argv_obj, *env_obj, *limits_obj;
     const char *cwd;
     int stdin_fd, stdout_fd, stderr_fd, cgroup_fd, netns_fd, landlock_fd = -1;
-    if (!PyArg_ParseTuple(args, "OOOyiiiOii|i:spawn", &candidates_obj, &argv_obj, &env_obj, &cwd,
-                          &stdin_fd, &stdout_fd, &stderr_fd, &limits_obj, &cgroup_fd, &netns_fd,
-                          &landlock_fd))
+    int pidns_fd = -1, own_pidns_fd = -1, mntns_fd = -1;
+    if (!PyArg_ParseTuple(args, "OOOyiiiOii|iiii:spawn", &candidates_obj, &argv_obj, &env_obj,
+                          &cwd, &stdin_fd, &stdout_fd, &stderr_fd, &limits_obj, &cgroup_fd,
+                          &netns_fd, &landlock_fd, &pidns_fd, &own_pidns_fd, &mntns_fd))
         return NULL;
+    if ((pidns_fd >= 0) != (own_pidns_fd >= 0) || (pidns_fd >= 0) != (mntns_fd >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "pidns_fd, own_pidns_fd and mntns_fd go together");
+        return NULL;
+    }
 
     spawn_request req;
     memset(&req, 0, sizeof(req));
@@ -253,6 +269,7 @@ spawn(PyObject *module, PyObject *args)
     req.cgroup_fd = cgroup_fd;
     req.netns_fd = netns_fd;
     req.landlock_fd = landlock_fd;
+    req.mntns_fd = mntns_fd;
 
     PyObject *limits = PySequence_Fast(limits_obj, "limits must be a sequence");
     if (limits == NULL)
@@ -300,19 +317,41 @@ spawn(PyObject *module, PyObject *args)
     req.sh_argv = sh_argv;
     req.envp = envp;
 
-    int pidfd = -1, saved_errno = 0;
-    pid_t pid;
+    int pidfd = -1, saved_errno = 0, restore_errno = 0;
+    pid_t pid = -1;
     sigset_t all, old;
     sigfillset(&all);
     Py_BEGIN_ALLOW_THREADS
     /* No signal may run a parent handler in the child before it reset them. */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* The stack grows down on every architecture this is built for. */
-    pid = clone(child_main, stack + CHILD_STACK_BYTES,
-                CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &req, &pidfd);
-    saved_errno = errno;
+    /* A PID namespace is entered by the parent: setns(CLONE_NEWPID) sets where
+       this thread's next child is born (the thread itself stays where it is),
+       and only this thread's. It is set back right after the clone, or the
+       thread could not start threads any more. */
+    if (pidns_fd >= 0 && setns(pidns_fd, CLONE_NEWPID) != 0) {
+        saved_errno = errno;
+    } else {
+        /* The stack grows down on every architecture this is built for. */
+        pid = clone(child_main, stack + CHILD_STACK_BYTES,
+                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &req, &pidfd);
+        saved_errno = errno;
+        if (pidns_fd >= 0 && setns(own_pidns_fd, CLONE_NEWPID) != 0)
+            restore_errno = errno;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     Py_END_ALLOW_THREADS
+    if (restore_errno != 0) {
+        /* Cannot happen to a process that could enter the namespace; never
+           leave a command running that the caller does not know of. */
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            close(pidfd);
+        }
+        errno = restore_errno;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
     if (pid < 0) {
         errno = saved_errno;
         PyErr_SetFromErrno(PyExc_OSError);
@@ -357,7 +396,8 @@ PyInit__spawn(void)
         PyModule_AddIntConstant(module, "STEP_CWD", STEP_CWD) < 0 ||
         PyModule_AddIntConstant(module, "STEP_STDIO", STEP_STDIO) < 0 ||
         PyModule_AddIntConstant(module, "STEP_EXEC", STEP_EXEC) < 0 ||
-        PyModule_AddIntConstant(module, "STEP_LANDLOCK", STEP_LANDLOCK) < 0) {
+        PyModule_AddIntConstant(module, "STEP_LANDLOCK", STEP_LANDLOCK) < 0 ||
+        PyModule_AddIntConstant(module, "STEP_PROCNS", STEP_PROCNS) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -235,8 +235,13 @@ class RulesetError(OSError):
     """The kernel refused to build a ruleset."""
 
 
-def build_ruleset(workdir: Path, *, allow_network: bool, home: Path | None = None) -> int:
-    """A Landlock ruleset fd (close-on-exec) for commands working in ``workdir``."""
+def build_ruleset(workdir: Path, *, allow_network: bool, home: Path | None = None,
+                  extra_read: Iterable[str] = ()) -> int:
+    """A Landlock ruleset fd (close-on-exec) for commands working in ``workdir``.
+
+    ``extra_read``: more hierarchies to let them read and execute (the
+    ``/proc`` of their PID namespace, which is not the host's).
+    """
     abi = abi_version()
     if abi == 0:
         raise RulesetError(0, "Landlock is not available")
@@ -255,6 +260,8 @@ def build_ruleset(workdir: Path, *, allow_network: bool, home: Path | None = Non
         read = (READ_FILE | READ_DIR | EXECUTE) & fs_rights
         for path in _without_nested(read_roots(home)):
             _add_rule(fd, path, read)
+        for extra in extra_read:
+            _add_rule(fd, Path(extra), read, required=True)
         device = (READ_FILE | WRITE_FILE | TRUNCATE | IOCTL_DEV) & fs_rights
         for name in DEVICE_FILES:
             _add_rule(fd, Path("/dev") / name, device | (READ_DIR if name == "pts" else 0))
@@ -294,20 +301,20 @@ class RulesetCache:
 
     def __init__(self, size: int = 32):
         self.size = size
-        self._fds: dict[tuple[str, int, int, bool], int] = {}
+        self._fds: dict[tuple[str, int, int, bool, tuple[str, ...]], int] = {}
         self._lock = threading.Lock()
 
-    def get(self, workdir: str, allow_network: bool) -> int:
+    def get(self, workdir: str, allow_network: bool, extra_read: tuple[str, ...] = ()) -> int:
         """The ruleset fd for ``workdir`` (built on first use). OSError: Landlock refused."""
         st = os.stat(workdir)
-        key = (workdir, st.st_dev, st.st_ino, allow_network)
+        key = (workdir, st.st_dev, st.st_ino, allow_network, extra_read)
         fd = self._fds.get(key)  # the common case, without the lock
         if fd is not None:
             return fd
         with self._lock:
             fd = self._fds.pop(key, None)
             if fd is None:
-                fd = build_ruleset(Path(key[0]), allow_network=allow_network)
+                fd = build_ruleset(Path(key[0]), allow_network=allow_network, extra_read=extra_read)
             self._fds[key] = fd  # most recently used last
             while len(self._fds) > self.size:
                 os.close(self._fds.pop(next(iter(self._fds))))

@@ -5,7 +5,8 @@ process wake-ups per command. When the ``_spawn`` C extension is built (the
 package's install compiles it; it is optional), the sandbox starts commands
 with one ``clone(CLONE_VM | CLONE_VFORK)`` in the VM's own process instead:
 the child resets signal handlers, starts a session, sets the parent-death
-signal, enters the empty network namespace and the pids cgroup, sets the
+signal, enters the empty network namespace, the commands' PID and mount
+namespaces (:mod:`skvm.runtime.procns`) and the pids cgroup, sets the
 rlimits, restricts itself to the Landlock ruleset, changes directory,
 installs fds 0-2 and execs (see ``_spawn.c``).
 
@@ -22,6 +23,7 @@ import os
 import resource
 from collections.abc import Mapping, Sequence
 
+from skvm.runtime.procns import ProcessNamespace
 from skvm.runtime.spawner import exec_candidates, wait_readable
 
 try:
@@ -41,6 +43,7 @@ _STEP_TEXT = {} if _spawn is None else {
     _spawn.STEP_CWD: "enter {cwd}",
     _spawn.STEP_STDIO: "set up the standard streams",
     _spawn.STEP_LANDLOCK: "restrict itself to the Landlock ruleset",
+    _spawn.STEP_PROCNS: "enter the commands' process namespace",
 }
 
 
@@ -102,6 +105,7 @@ def spawn(
     cgroup_procs_fd: int = -1,
     netns_fd: int = -1,
     landlock_fd: int = -1,
+    procns: ProcessNamespace | None = None,
     stdin_fd: int | None = None,
     stdout_fd: int,
     stderr_fd: int,
@@ -133,6 +137,7 @@ def spawn(
         cgroup_procs_fd,
         netns_fd,
         landlock_fd,
+        *((procns.pid_fd, procns.own_pid_fd, procns.mnt_fd) if procns is not None else ()),
     )
     child = NativeChild(pid, pidfd)
     if step:

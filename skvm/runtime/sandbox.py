@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 
 from skvm.diagnostics import Diagnostic, Location, Severity, SkvmError
-from skvm.runtime import landlock, native
+from skvm.runtime import landlock, native, procns
 from skvm.runtime.native import NativeChild
 from skvm.runtime.spawner import CommandLost, SpawnedChild, Spawner, SpawnerError
 
@@ -85,6 +85,9 @@ class SandboxPolicy:
     # Landlock (where the kernel has it and commands start in-process): writes
     # only beneath the work directory, no reads of homes' credential stores.
     confine_files: bool = True
+    # A PID namespace and /proc of their own (root, in-process start path): commands
+    # cannot read other processes' environments through /proc (skvm.runtime.procns).
+    isolate_processes: bool = True
     allowed_env: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
     allowed_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_tools_tuple)
     output_limit_bytes: int = MIB
@@ -105,6 +108,7 @@ class ExecResult:
     truncated: bool = False
     network_isolated: bool = False
     files_confined: bool = False
+    processes_isolated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -822,7 +826,7 @@ def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin, 
     )
 
 
-def _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net, ruleset_fd) -> _Launched:
+def _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net, ruleset_fd, namespace) -> _Launched:
     """Start a command in-process with vfork semantics (OSError: not started)."""
     return _launch_piped(
         functools.partial(
@@ -834,6 +838,7 @@ def _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net, rulese
             cgroup_procs_fd=cgroup.procs_wfd if cgroup is not None else -1,
             netns_fd=_spawner().netns_fd if isolate_net else -1,
             landlock_fd=ruleset_fd,
+            procns=namespace,
         ),
         stdin,
     )
@@ -911,7 +916,9 @@ def run(
         env = {**env, **extra_env}
 
     isolate_net = not policy.allow_network and network_isolation_available()[0]
-    ruleset_fd = _ruleset(cwd, policy)
+    native_start = NATIVE_ENABLED and native.available()
+    namespace = _process_namespace(policy) if native_start else None
+    ruleset_fd = _ruleset(cwd, policy, namespace)
     cgroup = None
     cgroup_base = _pids_cgroup_root() if policy.max_processes is not None else None
     if cgroup_base is not None:
@@ -923,9 +930,10 @@ def run(
     launched = None
     spawner = None
     try:
-        if NATIVE_ENABLED and native.available():
+        if native_start:
             try:
-                launched = _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net, ruleset_fd)
+                launched = _launch_native(command, cwd, policy, env, cgroup, stdin, isolate_net, ruleset_fd,
+                                          namespace)
             except OSError:
                 pass  # clone failed (no memory, no pids left): nothing ran
         if launched is None:
@@ -970,6 +978,7 @@ def run(
         truncated=truncated,
         network_isolated=isolate_net,
         files_confined=ruleset_fd >= 0 and launched.spawned is not None,
+        processes_isolated=namespace is not None and isinstance(launched.spawned, NativeChild),
     )
 
 
@@ -984,14 +993,28 @@ def file_confinement_available() -> tuple[bool, str]:
     return landlock.available()
 
 
-def _ruleset(workdir: str, policy: SandboxPolicy) -> int:
+def _ruleset(workdir: str, policy: SandboxPolicy, namespace: procns.ProcessNamespace | None) -> int:
     """The Landlock ruleset fd for commands in ``workdir``, or -1 (not confined)."""
     if not policy.confine_files or not landlock.available()[0]:
         return -1
     try:
-        return _RULESETS.get(workdir, policy.allow_network)
+        # Commands in the PID namespace read its /proc, a file system of its own.
+        return _RULESETS.get(workdir, policy.allow_network, (namespace.proc_root,) if namespace else ())
     except OSError:
         return -1  # the kernel refused it: run unconfined, as without Landlock
+
+
+def process_isolation_available() -> tuple[bool, str]:
+    """Whether commands can run in a PID namespace and /proc of their own here, and if not, why."""
+    if not (NATIVE_ENABLED and native.available()):
+        return False, "commands do not start in-process (only that start path enters the namespace)"
+    return procns.available()
+
+
+def _process_namespace(policy: SandboxPolicy) -> procns.ProcessNamespace | None:
+    if not policy.isolate_processes or not procns.available()[0]:
+        return None
+    return procns.shared()
 
 
 @functools.cache

@@ -35,7 +35,7 @@ def workdir(tmp_path: Path) -> Path:
 def _probe(policy: SandboxPolicy) -> dict:
     result = run([sys.executable, "-I", "-S", "-c", PROBE], policy)
     assert result.ok, result.stderr
-    return json.loads(result.stdout)
+    return {**json.loads(result.stdout), "processes_isolated": result.processes_isolated}
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ def test_limits_session_and_directory(workdir: Path, memory: int, probe) -> None
     assert seen["limits"]["RLIMIT_AS"] == [memory, memory]
     assert seen["limits"]["RLIMIT_FSIZE"] == [3 << 20, 3 << 20]
     assert seen["pid"] == seen["pgid"] == seen["sid"]  # its own session and group
-    assert seen["ppid"] == os.getpid()  # started by the VM itself
+    # Started by the VM itself, which a command in the PID namespace cannot see.
+    assert seen["ppid"] == (0 if seen["processes_isolated"] else os.getpid())
     assert seen["cwd"] == str(workdir)
 
 
@@ -197,15 +198,29 @@ def test_concurrent_starts_from_threads(workdir: Path) -> None:
     assert results == {(t, i): f"{t}-{i}\n" for t in range(6) for i in range(15)}
 
 
+def _host_pid_of(cmdline: str, deadline: float) -> int:
+    """The pid, as this process sees it, of the process running ``cmdline``."""
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and (entry / "cmdline").read_text() == cmdline:
+                    return int(entry.name)
+            except OSError:
+                pass
+        time.sleep(0.02)
+    pytest.fail(f"no process runs {cmdline!r}")
+
+
 def test_the_command_dies_with_the_vm(tmp_path: Path) -> None:
     """A VM killed with SIGKILL takes its running command with it (parent-death signal)."""
     pid_file = tmp_path / "pid"
+    marker = os.getpid()
     vm = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from pathlib import Path
         from skvm.runtime.sandbox import SandboxPolicy, run
-        run(["/bin/sh", "-c", "echo $$ > {pid_file}; exec sleep 60"],
+        run(["/bin/sh", "-c", "echo $$ > {pid_file}; exec sleep 60.{marker}"],
             SandboxPolicy(Path({str(tmp_path)!r}), timeout_s=120))
     """)
     proc = subprocess.Popen([PY, "-c", vm])
@@ -214,7 +229,7 @@ def test_the_command_dies_with_the_vm(tmp_path: Path) -> None:
         while not (pid_file.exists() and pid_file.read_text().strip()):
             assert time.monotonic() < deadline, "the command never started"
             time.sleep(0.02)
-        pid = int(pid_file.read_text())
+        pid = _host_pid_of(f"sleep\0" f"60.{marker}\0", deadline)  # $$ is its pid in its namespace
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         while time.monotonic() < deadline:
