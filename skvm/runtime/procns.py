@@ -21,11 +21,13 @@ the kernel then kills everything left in the namespace.
 A command enters them with three ``setns`` calls (see ``_spawn.c``): the
 VM's calling thread sets the namespace its next child is born in, clones,
 and sets its own back; the child enters the mount namespace before its
-other steps. That costs 10-30 us per command, measured on this host.
+other steps. That costs 10-30 us per command, measured on this host. The
+fork server does the same around its ``fork`` (``spawner.py``).
 
 Entering a PID or mount namespace needs ``CAP_SYS_ADMIN`` (root, in
-practice); elsewhere commands run in the host's PID namespace, as before,
-and ``ExecResult.processes_isolated`` is false.
+practice); elsewhere, and on the ``/bin/sh``-wrapper start path, commands
+run in the host's PID namespace and ``ExecResult.processes_isolated`` is
+false.
 """
 
 from __future__ import annotations

@@ -809,7 +809,8 @@ class _Launched:
         self.stdin = None
 
 
-def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin, ruleset_fd) -> _Launched:
+def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin, ruleset_fd,
+                    namespace) -> _Launched:
     """Start a command through the fork server (SpawnerError: not started)."""
     return _launch_piped(
         functools.partial(
@@ -821,6 +822,7 @@ def _launch_spawned(spawner: Spawner, command, cwd, policy, env, cgroup, stdin, 
             cgroup_procs=cgroup.procs_text if cgroup is not None else None,
             cgroup_home=_spawner_cgroup(),
             landlock_fd=ruleset_fd,
+            namespace_fds=(namespace.pid_fd, namespace.mnt_fd) if namespace is not None else None,
         ),
         stdin,
     )
@@ -917,7 +919,7 @@ def run(
 
     isolate_net = not policy.allow_network and network_isolation_available()[0]
     native_start = NATIVE_ENABLED and native.available()
-    namespace = _process_namespace(policy) if native_start else None
+    namespace = _process_namespace(policy) if native_start or SPAWNER_ENABLED else None
     ruleset_fd = _ruleset(cwd, policy, namespace)
     cgroup = None
     cgroup_base = _pids_cgroup_root() if policy.max_processes is not None else None
@@ -940,7 +942,8 @@ def run(
             spawner = _command_spawner(isolate_net)
         if launched is None and spawner is not None:
             try:
-                launched = _launch_spawned(spawner, command, cwd, policy, env, cgroup, stdin, ruleset_fd)
+                launched = _launch_spawned(spawner, command, cwd, policy, env, cgroup, stdin, ruleset_fd,
+                                           namespace)
             except CommandLost:
                 # It may have started: never run it twice. Its cgroup is emptied below.
                 return _lost(command, cgroup, start, isolate_net)
@@ -978,7 +981,7 @@ def run(
         truncated=truncated,
         network_isolated=isolate_net,
         files_confined=ruleset_fd >= 0 and launched.spawned is not None,
-        processes_isolated=namespace is not None and isinstance(launched.spawned, NativeChild),
+        processes_isolated=namespace is not None and launched.spawned is not None,
     )
 
 
@@ -1006,8 +1009,8 @@ def _ruleset(workdir: str, policy: SandboxPolicy, namespace: procns.ProcessNames
 
 def process_isolation_available() -> tuple[bool, str]:
     """Whether commands can run in a PID namespace and /proc of their own here, and if not, why."""
-    if not (NATIVE_ENABLED and native.available()):
-        return False, "commands do not start in-process (only that start path enters the namespace)"
+    if not (NATIVE_ENABLED and native.available()) and not SPAWNER_ENABLED:
+        return False, "commands start by the /bin/sh wrapper, which cannot enter the namespace"
     return procns.available()
 
 

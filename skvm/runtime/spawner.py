@@ -117,7 +117,7 @@ def decode_limits(field: bytes) -> list[tuple[str, int, int]]:
 class _Command:
     """A parsed spawn request."""
 
-    __slots__ = ("argv", "cgroup_procs", "cwd", "env", "landlock", "limits")
+    __slots__ = ("argv", "cgroup_procs", "cwd", "env", "landlock", "limits", "namespace")
 
     def __init__(self, payload: bytes):
         fields = payload.split(SEP)
@@ -126,7 +126,8 @@ class _Command:
         self.cwd = fields[0]
         self.cgroup_procs = fields[1] or None
         self.limits = fields[2]  # decoded only where they are set: the fork path
-        self.landlock = fields[3] == b"1"  # a Landlock ruleset fd comes first
+        self.landlock = b"1" in fields[3]  # a Landlock ruleset fd comes first
+        self.namespace = b"p" in fields[3]  # then the commands' PID and mount namespaces
         argc = int(fields[4])
         self.argv = fields[5 : 5 + argc]
         pairs = fields[5 + argc :]
@@ -145,6 +146,14 @@ def _libc():
     return libc
 
 
+def _setns(fd: int, kind: int) -> None:
+    """``setns(fd, kind)`` (OSError when refused)."""
+    import ctypes
+
+    if _libc().setns(fd, kind) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
 def _restrict(ruleset_fd: int) -> None:
     """``no_new_privs``, then ``landlock_restrict_self`` (OSError when refused)."""
     import ctypes
@@ -156,7 +165,11 @@ def _restrict(ruleset_fd: int) -> None:
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
 
-def _child(command: _Command, fds: list[int], ruleset_fd: int = -1) -> None:
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWPID = 0x20000000
+
+
+def _child(command: _Command, fds: list[int], ruleset_fd: int = -1, mntns_fd: int = -1) -> None:
     """In the forked child: confine, then exec the command. Never returns."""
     code = 126
     err = fds[2]
@@ -166,10 +179,14 @@ def _child(command: _Command, fds: list[int], ruleset_fd: int = -1) -> None:
         for sig in DEFAULT_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
+        if mntns_fd >= 0:
+            # Its /proc is that of the PID namespace this child was born in.
+            step = "enter the commands' process namespace"
+            _setns(mntns_fd, _CLONE_NEWNS)
         step = "join the pids cgroup"
         if command.cgroup_procs:
             fd = os.open(command.cgroup_procs, os.O_WRONLY)
-            os.write(fd, str(os.getpid()).encode())
+            os.write(fd, b"0")  # this process (its pid here may be that of its namespace)
             os.close(fd)
         for limit, soft, hard in decode_limits(command.limits):
             step = f"set {limit}"
@@ -311,6 +328,7 @@ class _Server:
         # cgroup.procs files this server moves itself through, kept open (close-on-exec).
         self.procs_fds: dict[bytes, int] = {}
         self.pid_text = str(os.getpid()).encode()
+        self.own_pidns_fd = -1
         self.buffer = bytearray(MAX_REQUEST_BYTES + 1024)
 
     def serve(self) -> None:
@@ -358,41 +376,70 @@ class _Server:
 
     # --------------------------------------------------------------- commands
     def _spawn(self, payload: bytes, fds: list[int]) -> None:
-        # fds: [Landlock ruleset], stdin (absent: /dev/null), stdout, stderr, status
         try:
             command = _Command(payload)
         except (ValueError, IndexError):
             command = None
+        # fds: [Landlock ruleset], [PID namespace, mount namespace], stdin (absent:
+        # /dev/null), stdout, stderr, status
         ruleset = fds.pop(0) if command is not None and command.landlock and fds else -1
+        namespace = [fds.pop(0), fds.pop(0)] if command and command.namespace and len(fds) > 2 else []
+        extra = ([ruleset] if ruleset >= 0 else []) + namespace
         if len(fds) == 3:
             fds = [-1, *fds]
         if len(fds) != 4:
-            _close_all([*fds, ruleset] if ruleset >= 0 else fds)
+            _close_all([*fds, *extra])
             return
         status = fds[3]
         if self.retiring or command is None:
             _write_quiet(status, b"R\n" if self.retiring else b"E %d\n" % errno.EINVAL)
-            _close_all([*fds, ruleset] if ruleset >= 0 else fds)
+            _close_all([*fds, *extra])
             return
         # posix_spawn runs no code in the child: a confined command takes the fork path.
-        pid = self._posix_spawn(command, fds) if self.limited and ruleset < 0 else None
+        pid = self._posix_spawn(command, fds) if self.limited and not extra else None
         if pid is None:
-            if ruleset >= 0:
+            if extra:
                 _libc()  # loaded once here, not in every child
             try:
-                pid = os.fork()
+                pid = self._fork(namespace[0] if namespace else -1)
             except OSError as exc:
                 _write_quiet(status, b"E %d\n" % exc.errno)
-                _close_all([*fds, ruleset] if ruleset >= 0 else fds)
+                _close_all([*fds, *extra])
                 return
             if pid == 0:
-                _child(command, fds, ruleset)
+                _child(command, fds, ruleset, namespace[1] if namespace else -1)
         _write_quiet(status, b"P %d\n" % pid)
-        _close_all([*fds[:3], ruleset] if ruleset >= 0 else fds[:3])
+        _close_all([*fds[:3], *extra])
         self.children[pid] = status
         if self.limited:
             # RLIMIT_CPU counts this process's CPU time, as process_time() does.
             self.retiring = time.process_time() >= self.retire_cpu_s
+
+    def _fork(self, pidns_fd: int) -> int:
+        """``os.fork``, the child born in the PID namespace ``pidns_fd`` when not -1.
+
+        setns(CLONE_NEWPID) sets where this process's next child is born, not
+        where it lives; it is set back right after the fork. Should that fail,
+        the child is killed: a command the VM is told did not start must not run.
+        """
+        if pidns_fd < 0:
+            return os.fork()
+        if self.own_pidns_fd < 0:
+            self.own_pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        _setns(pidns_fd, _CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except OSError:
+            _setns(self.own_pidns_fd, _CLONE_NEWPID)
+            raise
+        if pid:
+            try:
+                _setns(self.own_pidns_fd, _CLONE_NEWPID)
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise
+        return pid
 
     def _posix_spawn(self, command: _Command, fds: list[int]) -> int | None:
         """Start the command with vfork semantics; None: use the fork path (it reports errors)."""
@@ -783,10 +830,11 @@ def _spawn_payload(
     cgroup_procs: str | None,
     limits: Limits,
     landlock: bool = False,
+    namespace: bool = False,
 ) -> bytes:
     """The payload of a spawn request (RequestTooLarge: it cannot be sent)."""
-    head = (cwd, cgroup_procs or "", _encode_limits_cached(tuple(limits)), "1" if landlock else "",
-            str(len(argv)))
+    flags = ("1" if landlock else "") + ("p" if namespace else "")
+    head = (cwd, cgroup_procs or "", _encode_limits_cached(tuple(limits)), flags, str(len(argv)))
     text = "\0".join(itertools.chain(head, argv, itertools.chain.from_iterable(env.items())))
     if text.count("\0") != len(head) + len(argv) + 2 * len(env) - 1:
         # Not a valid C string: the direct path reports it (ValueError) as before.
@@ -849,19 +897,23 @@ class Spawner:
         stdout_fd: int,
         stderr_fd: int,
         landlock_fd: int = -1,
+        namespace_fds: tuple[int, int] | None = None,
     ) -> SpawnedChild:
         """Start ``argv``; the fds are the child's ends (the caller closes its copies).
 
         Uses a limited server for these limits when one fits (``posix_spawn``),
         else the main server (``fork``). With a Landlock ruleset (``landlock_fd``)
-        the main server forks and the child restricts itself before exec.
-        Raises :class:`SpawnerError` when no server could start it; the command
+        the main server forks and the child restricts itself before exec; with
+        ``namespace_fds`` (a PID and a mount namespace) it forks the child into
+        them. Raises :class:`SpawnerError` when no server could start it; the command
         has then not run.
         """
-        payload = _spawn_payload(argv, env, cwd, cgroup_procs, limits, landlock_fd >= 0)
+        payload = _spawn_payload(argv, env, cwd, cgroup_procs, limits, landlock_fd >= 0,
+                                 namespace_fds is not None)
         fds = [stdout_fd, stderr_fd] if stdin_fd is None else [stdin_fd, stdout_fd, stderr_fd]
-        if landlock_fd >= 0:
-            return self.main.spawn(payload, [landlock_fd, *fds])
+        if landlock_fd >= 0 or namespace_fds is not None:
+            extra = ([landlock_fd] if landlock_fd >= 0 else []) + list(namespace_fds or ())
+            return self.main.spawn(payload, [*extra, *fds])
         key = tuple(map(tuple, limits))
         for _ in range(2):  # a limited server that just retired is replaced once
             channel = self._limited(key, cgroup_home)

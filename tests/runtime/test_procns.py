@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from skvm.runtime import procns, sandbox
+from skvm.runtime import native, procns, sandbox
 from skvm.runtime.sandbox import SandboxPolicy, run
 
 pytestmark = pytest.mark.skipif(
@@ -44,9 +44,14 @@ print(json.dumps([sorted(pids), leaked, os.getpid()]))
 """ % MARKER
 
 
-@pytest.fixture(autouse=True)
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", True)
+@pytest.fixture(autouse=True, params=["in-process", "fork-server"])
+def start_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both start paths that confine commands enter the namespace (the /bin/sh wrapper does not)."""
+    if request.param == "in-process" and not native.available():
+        pytest.skip(native.UNAVAILABLE)
+    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", request.param == "in-process")
+    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
+    return request.param
 
 
 @pytest.fixture
@@ -149,7 +154,9 @@ def test_it_can_be_turned_off(workdir: Path, monkeypatch) -> None:
     assert not run(["true"], SandboxPolicy(workdir)).processes_isolated
 
 
-def test_the_fork_server_path_does_not_enter_it(workdir: Path, monkeypatch) -> None:
+def test_the_sh_wrapper_path_does_not_enter_it(workdir: Path, monkeypatch) -> None:
     monkeypatch.setattr(sandbox, "NATIVE_ENABLED", False)
+    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", False)
+    assert not sandbox.process_isolation_available()[0]
     result = run(["true"], SandboxPolicy(workdir))
     assert result.ok and not result.processes_isolated

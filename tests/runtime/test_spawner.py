@@ -24,13 +24,16 @@ PY = sys.executable
 def fork_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test here uses the fork server (and leaves the module's settings as they were).
 
-    Without Landlock: a confined command always takes the main server's fork
-    path, and these tests are about the limited servers' posix_spawn path as
-    well (confinement through the fork server is tested in test_landlock.py).
+    Without Landlock and the commands' PID namespace: a command confined by
+    either always takes the main server's fork path, and these tests are about
+    the limited servers' posix_spawn path as well (confinement through the
+    fork server is tested in test_landlock.py and test_procns.py). They also
+    read the pids a command sees as pids of this process's namespace.
     """
     monkeypatch.setattr(sandbox, "NATIVE_ENABLED", False)
     monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
     monkeypatch.setenv("SKVM_NO_LANDLOCK", "1")
+    monkeypatch.setenv("SKVM_NO_PROCESS_NS", "1")
 
 
 
