@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from skvm.runtime import native, sandbox
 from skvm.runtime.sandbox import SandboxPolicy, run
 
 # What a command sees of its own confinement, as JSON.
@@ -36,6 +37,16 @@ def _probe(policy: SandboxPolicy) -> dict:
     result = run([sys.executable, "-I", "-S", "-c", PROBE], policy)
     assert result.ok, result.stderr
     return {**json.loads(result.stdout), "processes_isolated": result.processes_isolated}
+
+
+@pytest.fixture(params=["in-process", "fork-server"])
+def confining_start_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both start paths that confine: in-process (the _spawn extension) and the fork server."""
+    if request.param == "in-process" and not native.available():
+        pytest.skip(native.UNAVAILABLE)
+    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", request.param == "in-process")
+    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
+    return request.param
 
 
 @pytest.fixture

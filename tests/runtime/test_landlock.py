@@ -9,21 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from skvm.runtime import landlock, native, sandbox
+from skvm.runtime import landlock, sandbox
 from skvm.runtime.sandbox import SandboxPolicy, run
 
 AVAILABLE, WHY = sandbox.file_confinement_available()
 needs_landlock = pytest.mark.skipif(not AVAILABLE, reason=f"no file confinement: {WHY}")
 
 
-@pytest.fixture(autouse=True, params=["in-process", "fork-server"])
-def start_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both start paths that confine: in-process (the _spawn extension) and the fork server."""
-    if request.param == "in-process" and not native.available():
-        pytest.skip(native.UNAVAILABLE)
-    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", request.param == "in-process")
-    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
-    return request.param
+@pytest.fixture(autouse=True)
+def start_path(confining_start_path: str) -> str:
+    return confining_start_path
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from skvm.runtime import native, procns, sandbox
+from skvm.runtime import procns, sandbox
 from skvm.runtime.sandbox import SandboxPolicy, run
 
 pytestmark = pytest.mark.skipif(
@@ -36,22 +36,17 @@ for name in os.listdir("/proc"):
         pids.append(int(name))
         try:
             with open(f"/proc/{name}/environ", "rb") as f:
-                if b"%s" in f.read():
+                if b"MARKER" in f.read():
                     leaked.append(int(name))
         except OSError:
             pass
 print(json.dumps([sorted(pids), leaked, os.getpid()]))
-""" % MARKER
+""".replace("MARKER", MARKER)
 
 
-@pytest.fixture(autouse=True, params=["in-process", "fork-server"])
-def start_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both start paths that confine commands enter the namespace (the /bin/sh wrapper does not)."""
-    if request.param == "in-process" and not native.available():
-        pytest.skip(native.UNAVAILABLE)
-    monkeypatch.setattr(sandbox, "NATIVE_ENABLED", request.param == "in-process")
-    monkeypatch.setattr(sandbox, "SPAWNER_ENABLED", True)
-    return request.param
+@pytest.fixture(autouse=True)
+def start_path(confining_start_path: str) -> str:
+    return confining_start_path
 
 
 @pytest.fixture
