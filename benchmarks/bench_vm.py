@@ -11,7 +11,11 @@
    ratios, which never mixes the host's speed modes), and as best-of over best-of. The VM process keeps its trace store open
    between runs (as it keeps its fork server): "vm new store" shows what a run pays
    when it is the first to use a store in its process (opening it, creating the
-   write-ahead log, and closing the least recently used idle store).
+   write-ahead log, and closing the least recently used idle store); "vm no
+   landlock" and "vm no pid ns" what Landlock and the commands' PID namespace
+   cost. The headline also prints the host's steal time while it ran (the share
+   of CPU time the hypervisor gave to other guests): runs with a tenth and more
+   are the noisy ones.
 2. Parallel speedup: k = 2, 4, 8 independent model steps compiled with ``parallelize``,
    against a loopback OpenAI-compatible server (in its own process) answering after a
    fixed delay; wall time over the critical path (one delay) (target <= 1.2x), and
@@ -54,6 +58,23 @@ def _module(body: str):
 
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _cpu_times() -> list[int]:
+    """The host's CPU time counters (/proc/stat: user nice system idle iowait irq softirq steal)."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def _steal(before: list[int], after: list[int]) -> float | None:
+    """The share of CPU time the hypervisor gave to others between two readings (None: unknown)."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after)]
+    return spent[7] / sum(spent) if sum(spent) else None
 
 
 def _ratios(times: dict[str, list[float]], scripts) -> dict:
@@ -136,7 +157,9 @@ def bench_overhead(repeats: int) -> dict:
             sandbox.NATIVE_ENABLED = sandbox.SPAWNER_ENABLED = True
             return times
 
+        cpu_before = _cpu_times()
         headline = rounds(["vm", *scripts])
+        headline_steal = _steal(cpu_before, _cpu_times())
         times = rounds(variants)
     rows = {name: {"best_ms": 1000 * min(t) / COMMANDS, "median_ms": 1000 * statistics.median(t) / COMMANDS}
             for name, t in times.items()}
@@ -149,6 +172,9 @@ def bench_overhead(repeats: int) -> dict:
         "server_ratio_best": rows["vm fork server"]["best_ms"] / bash_best,
         "mechanism": sandbox.spawn_mechanism(),
         "load": f"{load_before} -> {_load()}",
+        # A share of the CPU time taken by the hypervisor for other guests: the
+        # runs with a lot of it (a tenth and more) are the noisy ones.
+        "headline_steal": headline_steal,
         "repeats": repeats,
     }
 
@@ -281,7 +307,9 @@ def _print_overhead(o: dict) -> None:
     print(f"[overhead] {COMMANDS} commands, {o['repeats']} rounds per phase, load {o['load']}")
     print(f"[overhead] ratio VM/bash {h['paired']:.2f}x median of per-round ratios, {h['best']:.2f}x best,"
           f" {h['median']:.2f}x median (target <= 1.3x; vm and bash only, interleaved)")
-    print(f"[overhead] headline medians: vm {h['vm_median_ms']:.2f} ms/cmd, bash {h['bash_median_ms']:.2f} ms/cmd")
+    steal = "unknown" if o["headline_steal"] is None else f"{100 * o['headline_steal']:.1f}% of CPU time"
+    print(f"[overhead] headline medians: vm {h['vm_median_ms']:.2f} ms/cmd, bash {h['bash_median_ms']:.2f} ms/cmd;"
+          f" steal {steal}")
     print(f"[overhead] with every case in the rounds: {a['paired']:.2f}x per-round, {a['best']:.2f}x best,"
           f" {a['median']:.2f}x median; ms/cmd best (median):")
     for name, row in o["rows"].items():
