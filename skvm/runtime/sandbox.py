@@ -6,7 +6,8 @@ Every ``tool.*`` op and every tool call a model makes goes through this module:
 * :func:`scrub_env` hands children an environment without secrets;
 * :func:`run` executes argv with resource limits (rlimits), its own session
   and process group, an optional pids cgroup, an optional empty network
-  namespace, a Landlock ruleset that confines its writes to the work
+  namespace, an optional PID namespace with a ``/proc`` of its own
+  (:mod:`skvm.runtime.procns`), a Landlock ruleset that confines its writes to the work
   directory (:mod:`skvm.runtime.landlock`), a wall-clock timeout and capped
   output;
 * :func:`check_tool_allowed` enforces the skill's ``allowed-tools``.
@@ -85,8 +86,8 @@ class SandboxPolicy:
     # Landlock (where the kernel has it and commands start in-process): writes
     # only beneath the work directory, no reads of homes' credential stores.
     confine_files: bool = True
-    # A PID namespace and /proc of their own (root, in-process start path): commands
-    # cannot read other processes' environments through /proc (skvm.runtime.procns).
+    # A PID namespace and /proc of their own (root; not on the /bin/sh-wrapper path):
+    # commands cannot read other processes' environments there (skvm.runtime.procns).
     isolate_processes: bool = True
     allowed_env: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
     allowed_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_tools_tuple)
