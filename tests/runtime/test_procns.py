@@ -155,3 +155,30 @@ def test_the_sh_wrapper_path_does_not_enter_it(workdir: Path, monkeypatch) -> No
     assert not sandbox.process_isolation_available()[0]
     result = run(["true"], SandboxPolicy(workdir))
     assert result.ok and not result.processes_isolated
+
+
+def test_what_commands_left_dies_with_a_vm_killed_with_sigkill(tmp_path: Path, start_path: str) -> None:
+    # No pids cgroup and a new session: only the namespace holds the straggler.
+    # When the VM dies, its pipe to the namespace's init closes, the init
+    # exits, and the kernel kills everything left in the namespace.
+    marker = f"61.{os.getpid()}"
+    vm = f"""
+import sys
+from skvm.runtime import sandbox
+sandbox.NATIVE_ENABLED = {start_path == "in-process"}
+result = sandbox.run(["sh", "-c", "setsid sleep {marker} >/dev/null 2>&1 & sleep 0.5"],
+                     sandbox.SandboxPolicy({str(tmp_path)!r}, max_processes=None))
+print(result.processes_isolated, flush=True)
+sys.stdin.read()  # until killed
+"""
+    proc = subprocess.Popen([sys.executable, "-c", vm], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "True"
+        command_line = f"sleep\0{marker}\0"
+        assert _wait_until(lambda: _running(command_line)), "the straggler did not start"
+        proc.kill()
+        proc.wait()
+        assert _wait_until(lambda: not _running(command_line)), "the straggler outlived its VM"
+    finally:
+        proc.kill()
+        proc.wait()
