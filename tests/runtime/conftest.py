@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,3 +54,42 @@ def confining_start_path(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
 def probe() -> Callable[[SandboxPolicy], dict]:
     """Run the confinement probe under a policy; what it saw, as a dict."""
     return _probe
+
+
+def _live_pid(cmdline: str) -> int | None:
+    """The pid (as this process sees it) of a live, not zombie, process running ``cmdline``.
+
+    Commands in the PID namespace know only their pid there (``$$``): tests find
+    them by their command line instead, NUL-separated as in /proc.
+    """
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and (entry / "cmdline").read_text() == cmdline
+                and (entry / "stat").read_text().rpartition(")")[2].split()[0] != "Z"
+            ):
+                return int(entry.name)
+        except OSError:
+            pass
+    return None
+
+
+def _wait_until(condition: Callable[[], object], timeout_s: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes; whether it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
+
+
+@pytest.fixture
+def live_pid() -> Callable[[str], int | None]:
+    """:func:`_live_pid`: find a process by its command line."""
+    return _live_pid
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., bool]:
+    """:func:`_wait_until`: poll a condition for up to 10 s."""
+    return _wait_until

@@ -198,20 +198,7 @@ def test_concurrent_starts_from_threads(workdir: Path) -> None:
     assert results == {(t, i): f"{t}-{i}\n" for t in range(6) for i in range(15)}
 
 
-def _host_pid_of(cmdline: str, deadline: float) -> int:
-    """The pid, as this process sees it, of the process running ``cmdline``."""
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and (entry / "cmdline").read_text() == cmdline:
-                    return int(entry.name)
-            except OSError:
-                pass
-        time.sleep(0.02)
-    pytest.fail(f"no process runs {cmdline!r}")
-
-
-def test_the_command_dies_with_the_vm(tmp_path: Path) -> None:
+def test_the_command_dies_with_the_vm(tmp_path: Path, live_pid, wait_until) -> None:
     """A VM killed with SIGKILL takes its running command with it (parent-death signal)."""
     pid_file = tmp_path / "pid"
     marker = os.getpid()
@@ -229,19 +216,12 @@ def test_the_command_dies_with_the_vm(tmp_path: Path) -> None:
         while not (pid_file.exists() and pid_file.read_text().strip()):
             assert time.monotonic() < deadline, "the command never started"
             time.sleep(0.02)
-        pid = _host_pid_of(f"sleep\0" f"60.{marker}\0", deadline)  # $$ is its pid in its namespace
+        command_line = f"sleep\0" f"60.{marker}\0"  # $$ is its pid in its PID namespace
+        assert wait_until(lambda: live_pid(command_line)), "the command never exec'd sleep"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        while time.monotonic() < deadline:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-            except OSError:
-                break  # gone
-            if state == "Z":
-                break  # dead, waiting for init to reap it
-            time.sleep(0.02)
-        else:
-            pytest.fail(f"command {pid} outlived its VM")
+        # Gone, or a zombie waiting for init to reap it.
+        assert wait_until(lambda: not live_pid(command_line), 20), "the command outlived its VM"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -112,7 +111,7 @@ def test_threads_that_started_commands_can_start_threads(workdir: Path) -> None:
     assert work(99)
 
 
-def test_ending_the_namespace_kills_what_was_left_in_it(workdir: Path, monkeypatch) -> None:
+def test_ending_the_namespace_kills_what_was_left_in_it(workdir: Path, monkeypatch, live_pid, wait_until) -> None:
     namespace = procns.ProcessNamespace()
     monkeypatch.setattr(procns, "shared", lambda: namespace)
     marker = f"60.{os.getpid()}"
@@ -120,27 +119,9 @@ def test_ending_the_namespace_kills_what_was_left_in_it(workdir: Path, monkeypat
     result = run(["sh", "-c", f"setsid sleep {marker} >/dev/null 2>&1 & sleep 0.5"], SandboxPolicy(workdir, max_processes=None))
     assert result.ok and result.processes_isolated
     command_line = f"sleep\0{marker}\0"
-    assert _wait_until(lambda: _running(command_line)), "the straggler did not start"
+    assert wait_until(lambda: live_pid(command_line)), "the straggler did not start"
     namespace.close()  # what the VM's exit does
-    assert _wait_until(lambda: not _running(command_line)), "the straggler outlived the namespace"
-
-
-def _running(cmdline: str) -> bool:
-    """Whether a live (not zombie) process runs ``cmdline``, as this process sees them."""
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "cmdline").read_text() == cmdline:
-                return (entry / "stat").read_text().rpartition(")")[2].split()[0] != "Z"
-        except OSError:
-            pass
-    return False
-
-
-def _wait_until(condition) -> bool:
-    deadline = time.monotonic() + 10
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return condition()
+    assert wait_until(lambda: not live_pid(command_line)), "the straggler outlived the namespace"
 
 
 def test_it_can_be_turned_off(workdir: Path, monkeypatch) -> None:
@@ -157,7 +138,9 @@ def test_the_sh_wrapper_path_does_not_enter_it(workdir: Path, monkeypatch) -> No
     assert result.ok and not result.processes_isolated
 
 
-def test_what_commands_left_dies_with_a_vm_killed_with_sigkill(tmp_path: Path, start_path: str) -> None:
+def test_what_commands_left_dies_with_a_vm_killed_with_sigkill(
+    tmp_path: Path, start_path: str, live_pid, wait_until
+) -> None:
     # No pids cgroup and a new session: only the namespace holds the straggler.
     # When the VM dies, its pipe to the namespace's init closes, the init
     # exits, and the kernel kills everything left in the namespace.
@@ -175,10 +158,10 @@ sys.stdin.read()  # until killed
     try:
         assert proc.stdout.readline().strip() == "True"
         command_line = f"sleep\0{marker}\0"
-        assert _wait_until(lambda: _running(command_line)), "the straggler did not start"
+        assert wait_until(lambda: live_pid(command_line)), "the straggler did not start"
         proc.kill()
         proc.wait()
-        assert _wait_until(lambda: not _running(command_line)), "the straggler outlived its VM"
+        assert wait_until(lambda: not live_pid(command_line)), "the straggler outlived its VM"
     finally:
         proc.kill()
         proc.wait()
